@@ -1,0 +1,123 @@
+# Declarations of loopx's native types, shared by the include files of _loop.pyx.
+from libc.stdint cimport int64_t, uint32_t, uint64_t
+from cpython.object cimport PyObject
+
+
+cdef extern from "ready_queue.h":
+    ctypedef struct lx_ready_queue:
+        Py_ssize_t len
+    int lx_rq_init(lx_ready_queue *q, Py_ssize_t cap) except -1
+    int lx_rq_push(lx_ready_queue *q, PyObject *obj) except -1
+    PyObject *lx_rq_pop(lx_ready_queue *q)
+    void lx_rq_clear(lx_ready_queue *q)
+    void lx_rq_free(lx_ready_queue *q)
+
+
+cdef extern from "timer_heap.h":
+    ctypedef struct lx_timer:
+        double when
+        uint64_t seq
+        PyObject *handle
+    ctypedef struct lx_timer_heap:
+        lx_timer *items
+        Py_ssize_t len
+    int lx_th_init(lx_timer_heap *h, Py_ssize_t cap) except -1
+    int lx_th_push(lx_timer_heap *h, double when, PyObject *handle) except -1
+    PyObject *lx_th_pop(lx_timer_heap *h)
+    Py_ssize_t lx_th_compact(lx_timer_heap *h, int (*dead)(PyObject *) noexcept)
+    void lx_th_clear(lx_timer_heap *h)
+    void lx_th_free(lx_timer_heap *h)
+
+
+cdef class Handle:
+    cdef:
+        object _callback
+        object _args          # a non-empty tuple, or None for no arguments
+        object _context
+        Loop _loop
+        bint _cancelled
+        object _traceback     # debug mode: where the handle was created
+        object _repr          # debug mode: repr saved at cancel()
+        object __weakref__
+
+    cdef void _cancel(self)
+    cdef int _run(self) except -1
+    cdef _report_exception(self, exc)
+
+
+cdef class TimerHandle(Handle):
+    cdef:
+        double _when
+        bint _scheduled       # True while the timer heap holds it
+
+    cdef bint _same_as(self, TimerHandle o)
+
+
+cdef struct FdWatch:
+    # One slot per fd, indexed by fd: the add_reader/add_writer handles
+    # (owned references or NULL) and the epoll interest mask registered.
+    PyObject *reader
+    PyObject *writer
+    uint32_t events
+
+
+cdef class Loop:
+    cdef:
+        lx_ready_queue _ready
+        lx_timer_heap _timers
+        public Py_ssize_t _timer_cancelled_count
+        bint _stopping
+        bint _closed
+        bint _debug
+        object _thread_id
+        public double slow_callback_duration
+        object _current_handle
+
+        # poller
+        int _epfd
+        int64_t _last_poll_ns  # when the last poll returned
+        bint _iteration_polled # polled since run_forever() started
+        void *_events          # struct epoll_event[_events_cap]
+        int _events_cap
+        FdWatch *_fds
+        Py_ssize_t _fds_cap
+
+        # cross-thread wakeup (eventfd): _wake_pending is set by whoever
+        # writes to it and cleared by the loop when it drains it, so a burst
+        # of call_soon_threadsafe costs one write.
+        int _wake_fd
+        bint _wake_pending
+
+        # signals: Python's wakeup fd writes signal numbers into _sig_wsock;
+        # the loop reads them from _sig_rsock.
+        object _sig_rsock
+        object _sig_wsock
+        int _sig_rfd
+        dict _signal_handlers
+
+        object _exception_handler
+        object _task_factory
+        object _default_executor
+        bint _executor_shutdown_called
+        object _asyncgens
+        bint _asyncgens_shutdown_called
+        object _old_agen_hooks
+        object _coro_origin_depth
+        object __weakref__
+
+    cdef _check_closed(self)
+    cdef _check_thread(self)
+    cdef _check_callback(self, callback, str method)
+    cdef Handle _call_soon(self, callback, args, context)
+    cdef TimerHandle _call_at(self, double when, callback, args, context)
+    cdef int _run_once(self) except -1
+    cdef int _poll(self, int64_t timeout_ns) except -1
+    cdef int _run_handle_debug(self, Handle h) except -1
+    cdef _wakeup(self)
+    cdef _drain_wakeup(self)
+    cdef _drain_signals(self)
+    cdef int _fd_grow(self, int fd) except -1
+    cdef int _fd_set_interest(self, int fd, uint32_t events) except -1
+    cdef Handle _add_watch(self, object fileobj, bint writer, callback, args)
+    cdef bint _remove_watch(self, object fileobj, bint writer) except -1
+    cdef void _release_native(self) noexcept

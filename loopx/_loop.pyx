@@ -1,0 +1,950 @@
+# cython: language_level=3
+"""loopx's native event loop (Linux, epoll).
+
+One extension module: the loop (this file) plus include files per concern
+(handles.pxi, sockets.pxi, signals.pxi, ...).  Keeping them in one module makes
+every call between them a direct C call.
+
+The run loop, one iteration (_run_once):
+  1. timeout = 0 if a callback is ready or the loop is stopping, else the time
+     to the earliest live timer (never rounded down: we must not spin), else
+     forever;
+  2. poll; dispatch each event through the fd table, indexed by fd;
+  3. move due timers from the heap to the ready queue;
+  4. run exactly the callbacks that were ready when step 4 began: what they
+     schedule runs in the next iteration, after I/O has been polled again.
+"""
+cimport cython
+from cpython.object cimport PyObject, Py_LT, Py_LE, Py_EQ, Py_NE, Py_GT, Py_GE
+from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
+from libc.errno cimport errno, EINTR, EAGAIN, ENOENT, EEXIST, EBADF
+from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.string cimport strerror
+from libc.math cimport ceil
+
+import asyncio
+import collections.abc
+import concurrent.futures
+import errno as errno_mod
+import functools
+import io
+import os
+import reprlib
+import signal
+import socket
+import sys
+import threading
+import traceback
+import warnings
+import weakref
+
+from asyncio import base_events as _base_events, coroutines, events, futures, tasks
+from asyncio.log import logger
+
+
+cdef extern from "Python.h":
+    int PyContext_Enter(object) except -1
+    int PyContext_Exit(object) except -1
+    object PyContext_CopyCurrent()
+    bint PyCallable_Check(object)
+    bint PyFunction_Check(object)
+    bint PyMethod_Check(object)
+    PyObject *PyFunction_GET_CODE(object)
+    PyObject *PyMethod_GET_FUNCTION(object)
+    int PyErr_CheckSignals() except -1
+    void _lx_incref "Py_INCREF"(PyObject *)
+    void _lx_decref "Py_DECREF"(PyObject *)
+    ctypedef struct PyCodeObject:
+        int co_flags
+    int CO_COROUTINE
+
+
+cdef extern from "poll_epoll.h" nogil:
+    ctypedef union epoll_data_t:
+        int fd
+        uint64_t u64
+    struct epoll_event:
+        uint32_t events
+        epoll_data_t data
+    int EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP
+    int EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL, EPOLL_CLOEXEC
+    int EFD_NONBLOCK, EFD_CLOEXEC
+    int F_GETFD
+    int epoll_create1(int flags)
+    int epoll_ctl(int epfd, int op, int fd, epoll_event *event)
+    int eventfd(unsigned int initval, int flags)
+    ssize_t read(int fd, void *buf, size_t count)
+    ssize_t write(int fd, const void *buf, size_t count)
+    int close(int fd)
+    int fcntl(int fd, int cmd, ...)
+    int lx_epoll_wait_ns(int epfd, epoll_event *events, int maxevents, int64_t timeout_ns)
+    int64_t lx_monotonic_ns()
+
+
+# asyncio's limits and debug settings, so loopx behaves the same.
+cdef Py_ssize_t _MIN_SCHEDULED_TIMER_HANDLES = 100      # compact only bigger heaps
+cdef int64_t _MAX_TIMEOUT_NS = 24 * 3600 * 1000000000   # asyncio's MAXIMUM_SELECT_TIMEOUT
+cdef double _CLOCK_RESOLUTION = 1e-9                    # CLOCK_MONOTONIC on Linux
+cdef int _DEBUG_STACK_DEPTH = 10                        # asyncio.constants.DEBUG_STACK_DEPTH
+cdef int _MAX_EVENTS = 4096
+# While callbacks are ready, poll for I/O at most this often (see _run_once).
+cdef int64_t _BUSY_POLL_INTERVAL_NS = 50000
+
+cdef object _Future = futures.Future
+cdef object _Task = tasks.Task
+cdef object _set_running_loop = events._set_running_loop
+cdef object _get_running_loop = events._get_running_loop
+cdef bint _PY312 = sys.version_info >= (3, 12)
+cdef bint _PY313 = sys.version_info >= (3, 13)
+
+
+include "handles.pxi"
+
+
+def _debug_from_environment():
+    # asyncio.coroutines._is_debug_mode: -X dev or PYTHONASYNCIODEBUG.
+    return bool(sys.flags.dev_mode or (not sys.flags.ignore_environment
+                                       and os.environ.get("PYTHONASYNCIODEBUG")))
+
+
+cdef inline double _now():
+    # Same conversion as CPython's time.monotonic() (ns / 1e9), so the two agree.
+    return <double>lx_monotonic_ns() / 1e9
+
+
+cdef int _fileobj_to_fd(object fileobj) except -1:
+    # selectors' rules: an int, or an object whose fileno() gives one.
+    if isinstance(fileobj, int):
+        fd = fileobj
+    else:
+        try:
+            fd = int(fileobj.fileno())
+        except (AttributeError, TypeError, ValueError):
+            raise ValueError(f"Invalid file object: {fileobj!r}") from None
+    if fd < 0 or fd > 0x7fffffff:
+        raise ValueError(f"Invalid file descriptor: {fd}")
+    return fd
+
+
+cdef class Loop:
+    """The native core of loopx.Loop (see loopx/_policy.py)."""
+
+    def __cinit__(self):
+        self._epfd = -1
+        self._wake_fd = -1
+        self._sig_rfd = -1
+        lx_rq_init(&self._ready, 512)
+        lx_th_init(&self._timers, 128)
+        self._events_cap = 64
+        self._events = PyMem_Malloc(sizeof(epoll_event) * self._events_cap)
+        if self._events == NULL:
+            raise MemoryError()
+        self._epfd = epoll_create1(EPOLL_CLOEXEC)
+        if self._epfd < 0:
+            raise OSError(errno, strerror(errno))
+        self._wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)
+        if self._wake_fd < 0:
+            raise OSError(errno, strerror(errno))
+        cdef epoll_event ev
+        ev.events = EPOLLIN
+        ev.data.u64 = 0
+        ev.data.fd = self._wake_fd
+        if epoll_ctl(self._epfd, EPOLL_CTL_ADD, self._wake_fd, &ev) < 0:
+            raise OSError(errno, strerror(errno))
+        self._signal_handlers = {}
+        self.slow_callback_duration = 0.1
+        self._debug = _debug_from_environment()
+        self._asyncgens = weakref.WeakSet()
+
+    def __init__(self):
+        pass
+
+    def __dealloc__(self):
+        self._release_native()
+
+    cdef void _release_native(self) noexcept:
+        cdef Py_ssize_t fd
+        cdef PyObject *obj
+        lx_rq_free(&self._ready)
+        lx_th_free(&self._timers)
+        if self._fds != NULL:
+            for fd in range(self._fds_cap):
+                obj = self._fds[fd].reader
+                self._fds[fd].reader = NULL
+                if obj != NULL:
+                    _lx_decref(obj)
+                obj = self._fds[fd].writer
+                self._fds[fd].writer = NULL
+                if obj != NULL:
+                    _lx_decref(obj)
+            PyMem_Free(self._fds)
+            self._fds = NULL
+            self._fds_cap = 0
+        if self._events != NULL:
+            PyMem_Free(self._events)
+            self._events = NULL
+        if self._epfd >= 0:
+            close(self._epfd)
+            self._epfd = -1
+        if self._wake_fd >= 0:
+            close(self._wake_fd)
+            self._wake_fd = -1
+
+    def __del__(self):
+        if not self._closed:
+            warnings.warn(f"unclosed event loop {self!r}", ResourceWarning, source=self)
+            if not self.is_running():
+                self.close()
+
+    def __repr__(self):
+        return (f"<{type(self).__name__} running={self.is_running()} "
+                f"closed={self._closed} debug={self._debug}>")
+
+    # ------------------------------------------------------------------
+    # Checks shared by the public methods
+
+    cdef _check_closed(self):
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+
+    cdef _check_thread(self):
+        # Debug mode only, like asyncio: the loop is not thread-safe.
+        if self._thread_id is None:
+            return
+        if threading.get_ident() != self._thread_id:
+            raise RuntimeError(
+                "Non-thread-safe operation invoked on an event loop other "
+                "than the current one")
+
+    cdef _check_callback(self, callback, str method):
+        # asyncio checks this in debug mode only; we always do, because the
+        # cheap part of the check is nearly free here: a coroutine function
+        # passed where a callback is expected is caught from its code flags.
+        # The complete check (any callable marked as a coroutine function)
+        # runs in debug mode as in asyncio.
+        cdef PyObject *func
+        if not PyCallable_Check(callback):
+            if coroutines.iscoroutine(callback):
+                raise TypeError(f"coroutines cannot be used with {method}()")
+            raise TypeError(
+                f"a callable object was expected by {method}(), got {callback!r}")
+        if PyMethod_Check(callback):
+            func = PyMethod_GET_FUNCTION(callback)
+        else:
+            func = <PyObject *>callback
+        if PyFunction_Check(<object>func):
+            if (<PyCodeObject *>PyFunction_GET_CODE(<object>func)).co_flags & CO_COROUTINE:
+                raise TypeError(f"coroutines cannot be used with {method}()")
+        elif self._debug and coroutines.iscoroutinefunction(callback):
+            raise TypeError(f"coroutines cannot be used with {method}()")
+
+    # ------------------------------------------------------------------
+    # Scheduling callbacks
+
+    def time(self):
+        """Return the loop's time: CLOCK_MONOTONIC, like time.monotonic()."""
+        return _now()
+
+    def call_soon(self, callback, *args, context=None):
+        """Run callback(*args) in the next iteration of the loop."""
+        if self._closed:
+            self._check_closed()
+        if self._debug:
+            self._check_thread()
+        self._check_callback(callback, "call_soon")
+        return self._call_soon(callback, args, context)
+
+    cdef Handle _call_soon(self, callback, args, context):
+        if context is None:
+            context = PyContext_CopyCurrent()
+        cdef Handle h = new_handle(self, callback, args, context)
+        lx_rq_push(&self._ready, <PyObject *>h)
+        return h
+
+    def call_later(self, delay, callback, *args, context=None):
+        """Run callback(*args) after delay seconds (a TimerHandle)."""
+        if delay is None:
+            raise TypeError("delay must not be None")
+        cdef double d = delay
+        if d != d:
+            raise ValueError("delay must not be NaN")
+        if self._closed:
+            self._check_closed()
+        if self._debug:
+            self._check_thread()
+        self._check_callback(callback, "call_later")
+        return self._call_at(_now() + d, callback, args, context)
+
+    def call_at(self, when, callback, *args, context=None):
+        """Run callback(*args) at loop time `when` (a TimerHandle)."""
+        if when is None:
+            raise TypeError("when cannot be None")
+        cdef double w = when
+        if w != w:
+            raise ValueError("when must not be NaN")
+        if self._closed:
+            self._check_closed()
+        if self._debug:
+            self._check_thread()
+        self._check_callback(callback, "call_at")
+        return self._call_at(w, callback, args, context)
+
+    cdef TimerHandle _call_at(self, double when, callback, args, context):
+        if context is None:
+            context = PyContext_CopyCurrent()
+        cdef TimerHandle h = new_timer_handle(self, when, callback, args, context)
+        lx_th_push(&self._timers, when, <PyObject *>h)
+        h._scheduled = True
+        return h
+
+    def call_soon_threadsafe(self, callback, *args, context=None):
+        """Like call_soon(), but safe to call from another thread."""
+        self._check_closed()
+        self._check_callback(callback, "call_soon_threadsafe")
+        cdef Handle h = self._call_soon(callback, args, context)
+        if h._traceback:
+            del h._traceback[-1]
+        self._wakeup()
+        return h
+
+    cdef _wakeup(self):
+        # Wake a poll that may be blocking.  Every thread runs this with the
+        # GIL held, so the flag needs no lock: one write per burst.
+        cdef uint64_t one = 1
+        if not self._wake_pending and self._wake_fd >= 0:
+            self._wake_pending = True
+            if write(self._wake_fd, &one, sizeof(one)) < 0 and errno != EAGAIN:
+                self._wake_pending = False
+
+    cdef _drain_wakeup(self):
+        cdef uint64_t value
+        # Clear the flag after draining: a thread that queued a callback
+        # between the two has seen the flag set and relies on us to run its
+        # callback, which we do because it is already in the ready queue.
+        read(self._wake_fd, &value, sizeof(value))
+        self._wake_pending = False
+
+    # ------------------------------------------------------------------
+    # Running
+
+    def is_running(self):
+        return self._thread_id is not None
+
+    def is_closed(self):
+        return self._closed
+
+    def get_debug(self):
+        return self._debug
+
+    def set_debug(self, enabled):
+        self._debug = bool(enabled)
+        if self.is_running():
+            self.call_soon_threadsafe(self._set_coroutine_origin_tracking, self._debug)
+
+    def _set_coroutine_origin_tracking(self, enabled):
+        if bool(enabled) == (self._coro_origin_depth is not None):
+            return
+        if enabled:
+            self._coro_origin_depth = sys.get_coroutine_origin_tracking_depth()
+            sys.set_coroutine_origin_tracking_depth(_DEBUG_STACK_DEPTH)
+        else:
+            sys.set_coroutine_origin_tracking_depth(self._coro_origin_depth)
+            self._coro_origin_depth = None
+
+    def _check_running(self):
+        if self.is_running():
+            raise RuntimeError("This event loop is already running")
+        if _get_running_loop() is not None:
+            raise RuntimeError(
+                "Cannot run the event loop while another loop is running")
+
+    def _run_forever_setup(self):
+        """Make this the running loop of the calling thread (3.13's hook for
+        loops integrated into other event loops)."""
+        self._check_closed()
+        self._check_running()
+        self._set_coroutine_origin_tracking(self._debug)
+        self._old_agen_hooks = sys.get_asyncgen_hooks()
+        self._thread_id = threading.get_ident()
+        sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
+                               finalizer=self._asyncgen_finalizer_hook)
+        _set_running_loop(self)
+
+    def _run_forever_cleanup(self):
+        self._stopping = False
+        self._iteration_polled = False
+        self._thread_id = None
+        _set_running_loop(None)
+        self._set_coroutine_origin_tracking(False)
+        if self._old_agen_hooks is not None:
+            sys.set_asyncgen_hooks(*self._old_agen_hooks)
+            self._old_agen_hooks = None
+
+    def run_forever(self):
+        """Run until stop() is called."""
+        try:
+            self._run_forever_setup()
+            while True:
+                self._run_once()
+                if self._stopping:
+                    break
+        finally:
+            self._run_forever_cleanup()
+
+    def run_until_complete(self, future):
+        """Run until the future (or coroutine, wrapped in a Task) is done and
+        return its result or raise its exception."""
+        self._check_closed()
+        self._check_running()
+        new_task = not futures.isfuture(future)
+        future = tasks.ensure_future(future, loop=self)
+        if new_task:
+            # The loop owns this task: if run_forever is interrupted, don't
+            # warn that it was destroyed pending.
+            future._log_destroy_pending = False
+        future.add_done_callback(_run_until_complete_cb)
+        try:
+            self.run_forever()
+        except:
+            if new_task and future.done() and not future.cancelled():
+                # Mark the exception retrieved: the caller sees the
+                # interrupting exception instead.
+                future.exception()
+            raise
+        finally:
+            future.remove_done_callback(_run_until_complete_cb)
+        if not future.done():
+            raise RuntimeError("Event loop stopped before Future completed.")
+        return future.result()
+
+    def stop(self):
+        """Stop after the current iteration (or after one iteration if the
+        loop is not running yet)."""
+        self._stopping = True
+
+    def close(self):
+        """Close the loop: drop pending callbacks, release fds, shut the
+        default executor down without waiting.  Idempotent."""
+        if self.is_running():
+            raise RuntimeError("Cannot close a running event loop")
+        if self._closed:
+            return
+        if self._debug:
+            logger.debug("Close %r", self)
+        self._closed = True
+        lx_rq_clear(&self._ready)
+        lx_th_clear(&self._timers)
+        self._timer_cancelled_count = 0
+        self._executor_shutdown_called = True
+        executor = self._default_executor
+        if executor is not None:
+            self._default_executor = None
+            executor.shutdown(wait=False)
+        self._close_signals()
+        self._release_native()
+
+    cdef int _run_once(self) except -1:
+        """One iteration: poll, collect due timers, run what is ready."""
+        cdef int64_t timeout_ns = -1, now_ns
+        cdef double delta, deadline
+        cdef PyObject *ptr
+        cdef Handle h
+        cdef TimerHandle th
+        cdef Py_ssize_t ntodo
+
+        # Cancelled timers stay in the heap until here: when they are most of
+        # a big heap, rebuild it in O(n); otherwise drop the cancelled ones
+        # that reached the top (so the timeout below is for a live timer).
+        if (self._timers.len > _MIN_SCHEDULED_TIMER_HANDLES
+                and self._timer_cancelled_count * 2 > self._timers.len):
+            self._timer_cancelled_count -= lx_th_compact(&self._timers, _timer_unschedule_if_cancelled)
+        else:
+            while self._timers.len and (<Handle>self._timers.items[0].handle)._cancelled:
+                ptr = lx_th_pop(&self._timers)
+                (<TimerHandle>ptr)._scheduled = False
+                self._timer_cancelled_count -= 1
+                _lx_decref(ptr)
+
+        now_ns = lx_monotonic_ns()
+        if self._ready.len or self._stopping:
+            timeout_ns = 0
+            if (self._iteration_polled and now_ns - self._last_poll_ns < _BUSY_POLL_INTERVAL_NS):
+                # Callbacks keep the loop busy and we polled moments ago: a
+                # zero-timeout poll now would most likely find nothing, and
+                # the syscall costs as much as running a callback.  I/O is
+                # still checked at least every _BUSY_POLL_INTERVAL_NS, and on
+                # the first iteration of every run_forever().
+                timeout_ns = -2
+        elif self._timers.len:
+            delta = self._timers.items[0].when - <double>now_ns / 1e9
+            if delta <= 0:
+                timeout_ns = 0
+            elif delta * 1e9 >= <double>_MAX_TIMEOUT_NS:
+                timeout_ns = _MAX_TIMEOUT_NS
+            else:
+                # Round up: waking before the deadline would just spin.
+                timeout_ns = <int64_t>ceil(delta * 1e9)
+        if timeout_ns != -2:
+            self._poll(timeout_ns)
+            self._last_poll_ns = now_ns if timeout_ns == 0 else lx_monotonic_ns()
+            self._iteration_polled = True
+
+        if self._timers.len:
+            deadline = _now() + _CLOCK_RESOLUTION
+            while self._timers.len and self._timers.items[0].when < deadline:
+                ptr = lx_th_pop(&self._timers)
+                th = <TimerHandle>ptr
+                _lx_decref(ptr)
+                th._scheduled = False
+                if th._cancelled:
+                    self._timer_cancelled_count -= 1
+                else:
+                    lx_rq_push(&self._ready, <PyObject *>th)
+
+        # Only what is ready now runs in this iteration; callbacks scheduled
+        # by these go behind them and run after the next poll.  A handle is
+        # popped before it runs, so if it raises KeyboardInterrupt the rest
+        # stay queued for the next run, as in asyncio.
+        ntodo = self._ready.len
+        while ntodo > 0:
+            ntodo -= 1
+            ptr = lx_rq_pop(&self._ready)
+            h = <Handle>ptr
+            _lx_decref(ptr)
+            if h._cancelled:
+                continue
+            if self._debug:
+                self._run_handle_debug(h)
+            else:
+                h._run()
+        return 0
+
+    cdef int _run_handle_debug(self, Handle h) except -1:
+        cdef double t0 = _now(), dt
+        self._current_handle = h
+        try:
+            h._run()
+        finally:
+            self._current_handle = None
+        dt = _now() - t0
+        if dt >= self.slow_callback_duration:
+            logger.warning("Executing %s took %.3f seconds", _format_handle(h), dt)
+        return 0
+
+    # ------------------------------------------------------------------
+    # The poller (epoll) and the fd table
+
+    cdef int _poll(self, int64_t timeout_ns) except -1:
+        cdef epoll_event *events = <epoll_event *>self._events
+        cdef int n, i, fd
+        cdef uint32_t ev
+        cdef FdWatch *w
+        cdef Handle h
+        if timeout_ns == 0:
+            # A zero-timeout poll never blocks: keep the GIL.
+            n = lx_epoll_wait_ns(self._epfd, events, self._events_cap, 0)
+        else:
+            with nogil:
+                n = lx_epoll_wait_ns(self._epfd, events, self._events_cap, timeout_ns)
+        if n < 0:
+            if errno == EINTR:
+                # A signal arrived: run Python-level handlers now (Ctrl-C
+                # raises KeyboardInterrupt here); the caller polls again.
+                PyErr_CheckSignals()
+                return 0
+            raise OSError(errno, strerror(errno))
+
+        for i in range(n):
+            fd = events[i].data.fd
+            ev = events[i].events
+            if fd == self._wake_fd:
+                self._drain_wakeup()
+                continue
+            if fd == self._sig_rfd:
+                self._drain_signals()
+                continue
+            if fd >= self._fds_cap:
+                continue
+            w = &self._fds[fd]
+            # Errors and hang-ups wake both directions, as selectors do.
+            if ev & (EPOLLIN | EPOLLERR | EPOLLHUP) and w.reader != NULL:
+                h = <Handle>w.reader
+                if h._cancelled:
+                    self._remove_watch(fd, False)
+                else:
+                    lx_rq_push(&self._ready, w.reader)
+            if ev & (EPOLLOUT | EPOLLERR | EPOLLHUP) and w.writer != NULL:
+                h = <Handle>w.writer
+                if h._cancelled:
+                    self._remove_watch(fd, True)
+                else:
+                    lx_rq_push(&self._ready, w.writer)
+
+        if n == self._events_cap and self._events_cap < _MAX_EVENTS:
+            # Every slot was used: more fds may be ready than we can see in
+            # one poll.  Grow so busy loops need fewer syscalls.
+            new_events = PyMem_Realloc(self._events, sizeof(epoll_event) * self._events_cap * 2)
+            if new_events != NULL:
+                self._events = new_events
+                self._events_cap *= 2
+        return 0
+
+    cdef int _fd_grow(self, int fd) except -1:
+        cdef Py_ssize_t newcap, i
+        cdef FdWatch *fds
+        if fd < self._fds_cap:
+            return 0
+        # Only open fds get a slot (their number is bounded by RLIMIT_NOFILE),
+        # so a bogus huge fd cannot make us allocate a huge table.
+        if fcntl(fd, F_GETFD) < 0:
+            raise OSError(errno, strerror(errno))
+        newcap = max(fd + 1, self._fds_cap * 2, 64)
+        fds = <FdWatch *>PyMem_Realloc(self._fds, sizeof(FdWatch) * newcap)
+        if fds == NULL:
+            raise MemoryError()
+        for i in range(self._fds_cap, newcap):
+            fds[i].reader = NULL
+            fds[i].writer = NULL
+            fds[i].events = 0
+        self._fds = fds
+        self._fds_cap = newcap
+        return 0
+
+    cdef int _fd_set_interest(self, int fd, uint32_t events) except -1:
+        """Tell epoll what we want of fd; only changes cost a syscall."""
+        cdef FdWatch *w = &self._fds[fd]
+        cdef epoll_event ev
+        cdef int op, r
+        if events == w.events:
+            return 0
+        ev.events = events
+        ev.data.u64 = 0
+        ev.data.fd = fd
+        if w.events == 0:
+            op = EPOLL_CTL_ADD
+        elif events == 0:
+            op = EPOLL_CTL_DEL
+        else:
+            op = EPOLL_CTL_MOD
+        r = epoll_ctl(self._epfd, op, fd, &ev)
+        if r < 0:
+            if op == EPOLL_CTL_MOD and errno == ENOENT:
+                # The fd was closed and its number reused: closing removed
+                # the old registration, so register afresh.
+                r = epoll_ctl(self._epfd, EPOLL_CTL_ADD, fd, &ev)
+            elif op == EPOLL_CTL_ADD and errno == EEXIST:
+                r = epoll_ctl(self._epfd, EPOLL_CTL_MOD, fd, &ev)
+            elif events == 0 or (events & w.events) == events:
+                # Only removing interest in an fd that is already closed: the
+                # kernel has forgotten it, which is what we wanted.
+                if errno == ENOENT or errno == EBADF:
+                    r = 0
+            if r < 0:
+                raise OSError(errno, strerror(errno))
+        w.events = events
+        return 0
+
+    cdef Handle _add_watch(self, object fileobj, bint writer, callback, args):
+        cdef int fd = _fileobj_to_fd(fileobj)
+        cdef PyObject *old
+        self._check_closed()
+        self._check_callback(callback, "add_writer" if writer else "add_reader")
+        self._fd_grow(fd)
+        cdef FdWatch *w = &self._fds[fd]
+        self._fd_set_interest(fd, w.events | (EPOLLOUT if writer else EPOLLIN))
+        cdef Handle h = new_handle(self, callback, args, PyContext_CopyCurrent())
+        _lx_incref(<PyObject *>h)
+        if writer:
+            old = w.writer
+            w.writer = <PyObject *>h
+        else:
+            old = w.reader
+            w.reader = <PyObject *>h
+        if old != NULL:
+            # Replaced: a copy of the old handle may already be queued in
+            # this iteration; cancelling it keeps it from running.
+            (<Handle>old)._cancel()
+            _lx_decref(old)
+        return h
+
+    cdef bint _remove_watch(self, object fileobj, bint writer) except -1:
+        cdef int fd
+        cdef PyObject *old
+        if self._closed:
+            return False
+        fd = _fileobj_to_fd(fileobj)
+        if fd >= self._fds_cap:
+            return False
+        cdef FdWatch *w = &self._fds[fd]
+        if writer:
+            old = w.writer
+            w.writer = NULL
+        else:
+            old = w.reader
+            w.reader = NULL
+        if old == NULL:
+            return False
+        try:
+            self._fd_set_interest(fd, w.events & ~(EPOLLOUT if writer else EPOLLIN))
+        finally:
+            (<Handle>old)._cancel()
+            _lx_decref(old)
+        return True
+
+    def add_reader(self, fd, callback, *args):
+        """Call callback(*args) whenever fd is readable."""
+        self._add_watch(fd, False, callback, args)
+
+    def remove_reader(self, fd):
+        """Stop watching fd for reading; True if it was watched."""
+        return self._remove_watch(fd, False)
+
+    def add_writer(self, fd, callback, *args):
+        """Call callback(*args) whenever fd is writable."""
+        self._add_watch(fd, True, callback, args)
+
+    def remove_writer(self, fd):
+        """Stop watching fd for writing; True if it was watched."""
+        return self._remove_watch(fd, True)
+
+    # ------------------------------------------------------------------
+    # Futures and tasks
+
+    def create_future(self):
+        return _Future(loop=self)
+
+    def create_task(self, coro, *, name=None, context=None):
+        """Schedule a coroutine as a Task (through the task factory if set)."""
+        self._check_closed()
+        if self._task_factory is None:
+            task = _Task(coro, loop=self, name=name, context=context)
+            if task._source_traceback:
+                del task._source_traceback[-1]
+        else:
+            if context is None:
+                # Factories written before 3.11 take no context argument.
+                task = self._task_factory(self, coro)
+            else:
+                task = self._task_factory(self, coro, context=context)
+            if name is not None:
+                task.set_name(name)
+        return task
+
+    def set_task_factory(self, factory):
+        if factory is not None and not callable(factory):
+            raise TypeError("task factory must be a callable or None")
+        self._task_factory = factory
+
+    def get_task_factory(self):
+        return self._task_factory
+
+    # ------------------------------------------------------------------
+    # Error handling
+
+    def get_exception_handler(self):
+        return self._exception_handler
+
+    def set_exception_handler(self, handler):
+        if handler is not None and not callable(handler):
+            raise TypeError(f"A callable object or None is expected, got {handler!r}")
+        self._exception_handler = handler
+
+    def default_exception_handler(self, context):
+        """Log the context with the 'asyncio' logger, as asyncio does."""
+        _log_exception_context(self, context)
+
+    def call_exception_handler(self, context):
+        """Report an error: to the handler set with set_exception_handler()
+        (run in the context of the task/future/handle concerned, as 3.12+
+        does), else to default_exception_handler().  Never raises, except
+        SystemExit and KeyboardInterrupt."""
+        if self._exception_handler is None:
+            try:
+                self.default_exception_handler(context)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                logger.error("Exception in default exception handler", exc_info=True)
+            return
+        try:
+            ctx = None
+            if _PY312:
+                owner = context.get("task")
+                if owner is None:
+                    owner = context.get("future")
+                if owner is None:
+                    owner = context.get("handle")
+                if owner is not None and hasattr(owner, "get_context"):
+                    ctx = owner.get_context()
+            if ctx is not None and hasattr(ctx, "run"):
+                ctx.run(self._exception_handler, self, context)
+            else:
+                self._exception_handler(self, context)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            try:
+                self.default_exception_handler({
+                    "message": "Unhandled error in exception handler",
+                    "exception": exc,
+                    "context": context,
+                })
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                logger.error("Exception in default exception handler while "
+                             "handling an unexpected error in custom exception "
+                             "handler", exc_info=True)
+
+    # ------------------------------------------------------------------
+    # Async generators
+
+    def _asyncgen_firstiter_hook(self, agen):
+        if self._asyncgens_shutdown_called:
+            warnings.warn(
+                f"asynchronous generator {agen!r} was scheduled after "
+                f"loop.shutdown_asyncgens() call", ResourceWarning, source=self)
+        self._asyncgens.add(agen)
+
+    def _asyncgen_finalizer_hook(self, agen):
+        # Called by the garbage collector, possibly in another thread.
+        self._asyncgens.discard(agen)
+        if not self._closed:
+            self.call_soon_threadsafe(self.create_task, agen.aclose())
+
+    def shutdown_asyncgens(self):
+        """Close every async generator still open (a coroutine)."""
+        return _shutdown_asyncgens(self)
+
+    # ------------------------------------------------------------------
+    # Executor
+
+    def run_in_executor(self, executor, func, *args):
+        """Run func(*args) in executor (default: a thread pool) and return
+        an asyncio future for the result."""
+        self._check_closed()
+        if self._debug:
+            self._check_callback(func, "run_in_executor")
+        if executor is None:
+            executor = self._default_executor
+            if self._executor_shutdown_called:
+                raise RuntimeError("Executor shutdown has been called")
+            if executor is None:
+                executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="asyncio")
+                self._default_executor = executor
+        return futures.wrap_future(executor.submit(func, *args), loop=self)
+
+    def set_default_executor(self, executor):
+        if not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
+            raise TypeError("executor must be ThreadPoolExecutor instance")
+        self._default_executor = executor
+
+    if _PY312:
+        def shutdown_default_executor(self, timeout=None):
+            """Shut the default executor down, waiting at most timeout
+            seconds for its threads (a coroutine)."""
+            return _shutdown_default_executor(self, timeout)
+    else:
+        def shutdown_default_executor(self):
+            """Shut the default executor down (a coroutine)."""
+            return _shutdown_default_executor(self, None)
+
+    def _do_shutdown(self, future):
+        # Runs in a helper thread: shutting down joins the pool's threads.
+        try:
+            self._default_executor.shutdown(wait=True)
+            if not self._closed:
+                self.call_soon_threadsafe(futures._set_result_unless_cancelled, future, None)
+        except Exception as ex:
+            if not self._closed and not future.cancelled():
+                self.call_soon_threadsafe(future.set_exception, ex)
+
+    # ------------------------------------------------------------------
+    # Name resolution
+
+    def getaddrinfo(self, host, port, *, family=0, type=0, proto=0, flags=0):
+        """socket.getaddrinfo in the default executor (a coroutine)."""
+        return _getaddrinfo(self, host, port, family, type, proto, flags)
+
+    def getnameinfo(self, sockaddr, flags=0):
+        """socket.getnameinfo in the default executor (a coroutine)."""
+        return _run_in_default_executor(self, socket.getnameinfo, sockaddr, flags)
+
+    # ------------------------------------------------------------------
+    # Low-level socket operations (sockets.pxi)
+
+    def sock_recv(self, sock, n):
+        return _sock_recv(self, sock, n)
+
+    def sock_recv_into(self, sock, buf):
+        return _sock_recv_into(self, sock, buf)
+
+    def sock_recvfrom(self, sock, bufsize):
+        return _sock_recvfrom(self, sock, bufsize)
+
+    def sock_recvfrom_into(self, sock, buf, nbytes=0):
+        return _sock_recvfrom_into(self, sock, buf, nbytes)
+
+    def sock_sendall(self, sock, data):
+        return _sock_sendall(self, sock, data)
+
+    def sock_sendto(self, sock, data, address):
+        return _sock_sendto(self, sock, data, address)
+
+    def sock_connect(self, sock, address):
+        return _sock_connect(self, sock, address)
+
+    def sock_accept(self, sock):
+        return _sock_accept(self, sock)
+
+    def sock_sendfile(self, sock, file, offset=0, count=None, *, fallback=True):
+        return _sock_sendfile(self, sock, file, offset, count, fallback)
+
+    # ------------------------------------------------------------------
+    # Signals (signals.pxi)
+
+    def add_signal_handler(self, sig, callback, *args):
+        """Run callback(*args) when signal sig arrives (main thread only)."""
+        _add_signal_handler(self, sig, callback, args)
+
+    def remove_signal_handler(self, sig):
+        """Remove the handler for sig; True if there was one."""
+        return _remove_signal_handler(self, sig)
+
+    cdef _drain_signals(self):
+        _drain_signal_socket(self)
+
+    def _close_signals(self):
+        _close_signal_handlers(self)
+
+
+def _run_until_complete_cb(fut):
+    if not fut.cancelled():
+        exc = fut.exception()
+        if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+            # run_forever() is already unwinding with it; don't stop.
+            return
+    futures._get_loop(fut).stop()
+
+
+cdef int _timer_unschedule_if_cancelled(PyObject *obj) noexcept:
+    # The timer heap's compaction predicate; must not run Python code.
+    cdef TimerHandle h = <TimerHandle>obj
+    if h._cancelled:
+        h._scheduled = False
+        return 1
+    return 0
+
+
+def _format_handle(Handle h):
+    # A task step is reported as its task, which says more than the method.
+    owner = getattr(h._callback, "__self__", None)
+    if isinstance(owner, asyncio.Task):
+        return repr(owner)
+    return str(h)
+
+
+include "errors.pxi"
+include "executor.pxi"
+include "sockets.pxi"
+include "signals.pxi"

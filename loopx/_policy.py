@@ -1,0 +1,85 @@
+"""Per-thread loop semantics on top of the native loop.
+
+The rules for "which loop does this thread get" differ between Python versions
+(3.11 creates one in the main thread, 3.12/3.13 warn, 3.14 raises and deprecates
+policies altogether).  Rather than re-deriving each version's rules we inherit
+the running interpreter's own base policy, so ``get_event_loop`` behaves exactly
+as it does with the standard loop; only the loop factory changes.
+"""
+import asyncio
+import sys
+import warnings
+
+try:
+    from ._loop import Loop as _NativeLoop
+except ImportError as exc:  # pragma: no cover - depends on the platform
+    if sys.platform.startswith("linux"):
+        raise
+    raise ImportError(
+        f"loopx has no event loop for {sys.platform!r} yet: only the Linux "
+        "epoll poller is built (kqueue and IOCP are in progress)"
+    ) from exc
+
+
+class Loop(_NativeLoop, asyncio.AbstractEventLoop):
+    """The loopx event loop.
+
+    The native base class implements everything; ``AbstractEventLoop`` is a
+    base so that libraries checking ``isinstance(loop, AbstractEventLoop)``
+    accept it.
+    """
+
+
+def new_event_loop():
+    """Return a new loopx event loop."""
+    return Loop()
+
+
+# 3.14 renamed the base policy with a leading underscore as part of deprecating
+# the policy system; both names have the same behaviour.
+_BasePolicy = getattr(asyncio.events, "_BaseDefaultEventLoopPolicy", None) or getattr(
+    asyncio.events, "BaseDefaultEventLoopPolicy"
+)
+
+
+class EventLoopPolicy(_BasePolicy):
+    """An asyncio event loop policy whose loops are loopx loops."""
+
+    def _loop_factory(self):
+        return Loop()
+
+    def __repr__(self):
+        return f"<{type(self).__name__} loopx>"
+
+
+def install():
+    """Make loopx the loop that asyncio creates from now on (policy style).
+
+    Python 3.14 deprecates the policy system; there this warns like
+    ``asyncio.set_event_loop_policy`` does.  Prefer ``loopx.run`` or
+    ``asyncio.run(..., loop_factory=loopx.new_event_loop)``.
+    """
+    if sys.version_info >= (3, 14):
+        warnings.warn(
+            "loopx.install() uses the asyncio policy system, deprecated since "
+            "Python 3.14; use loopx.run() or asyncio.run(..., "
+            "loop_factory=loopx.new_event_loop) instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            asyncio.set_event_loop_policy(EventLoopPolicy())
+    else:
+        asyncio.set_event_loop_policy(EventLoopPolicy())
+
+
+def run(main, *, debug=None):
+    """Run coroutine ``main`` on a new loopx loop and return its result.
+
+    Behaves like ``asyncio.run``: the loop is created, the coroutine runs to
+    completion, async generators and the default executor are shut down and the
+    loop is closed.
+    """
+    with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
+        return runner.run(main)

@@ -1,0 +1,298 @@
+# loop.sock_* : awaitable operations on non-blocking sockets.  Included into
+# _loop.pyx.
+#
+# Every operation has one shape: try the syscall at once (on a busy
+# connection it usually succeeds, and then nothing is registered), and only
+# when it would block, watch the fd and retry on readiness (_sock_wait).
+# The watch is removed when the future completes or is cancelled.
+
+try:
+    import ssl as _ssl
+    _SSLSocket = _ssl.SSLSocket
+except ImportError:  # Python built without OpenSSL
+    _SSLSocket = ()
+
+from asyncio.exceptions import SendfileNotAvailableError
+
+# An attempt returns _PENDING when it made progress but is not finished
+# (a partial sendall) and wants to be retried on the next readiness.
+cdef object _PENDING = object()
+cdef tuple _WOULD_BLOCK = (BlockingIOError, InterruptedError)
+
+
+cdef _check_socket(sock):
+    if isinstance(sock, _SSLSocket):
+        raise TypeError("Socket cannot be of type SSLSocket")
+    # asyncio checks this in debug mode only; a blocking socket would block
+    # the whole loop, so loopx always refuses it.
+    if sock.gettimeout() != 0:
+        raise ValueError("the socket must be non-blocking")
+
+
+async def _sock_wait(Loop loop, sock, bint writer, attempt, tuple args):
+    """Retry attempt(*args) whenever sock is ready, until it returns a result
+    other than _PENDING or raises something else than would-block."""
+    fut = loop.create_future()
+    fd = sock.fileno()
+    handle = loop._add_watch(fd, writer, _sock_retry, (fut, attempt, args))
+    fut.add_done_callback(functools.partial(_sock_unwatch, loop, fd, writer, handle))
+    try:
+        return await fut
+    finally:
+        fut = None  # break the cycle through the exception's traceback
+
+
+def _sock_retry(fut, attempt, args):
+    if fut.done():
+        return
+    try:
+        result = attempt(*args)
+    except _WOULD_BLOCK:
+        return
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        fut.set_exception(exc)
+    else:
+        if result is not _PENDING:
+            fut.set_result(result)
+
+
+def _sock_unwatch(Loop loop, fd, writer, Handle handle, fut):
+    # Someone may have replaced our watch with add_reader/add_writer in the
+    # meantime (which cancelled our handle): then it is theirs to remove.
+    if not handle._cancelled:
+        loop._remove_watch(fd, writer)
+
+
+async def _sock_recv(Loop loop, sock, n):
+    _check_socket(sock)
+    try:
+        return sock.recv(n)
+    except _WOULD_BLOCK:
+        pass
+    return await _sock_wait(loop, sock, False, sock.recv, (n,))
+
+
+async def _sock_recv_into(Loop loop, sock, buf):
+    _check_socket(sock)
+    try:
+        return sock.recv_into(buf)
+    except _WOULD_BLOCK:
+        pass
+    return await _sock_wait(loop, sock, False, sock.recv_into, (buf,))
+
+
+async def _sock_recvfrom(Loop loop, sock, bufsize):
+    _check_socket(sock)
+    try:
+        return sock.recvfrom(bufsize)
+    except _WOULD_BLOCK:
+        pass
+    return await _sock_wait(loop, sock, False, sock.recvfrom, (bufsize,))
+
+
+async def _sock_recvfrom_into(Loop loop, sock, buf, nbytes):
+    _check_socket(sock)
+    if not nbytes:
+        nbytes = len(buf)
+    try:
+        return sock.recvfrom_into(buf, nbytes)
+    except _WOULD_BLOCK:
+        pass
+    return await _sock_wait(loop, sock, False, sock.recvfrom_into, (buf, nbytes))
+
+
+async def _sock_sendto(Loop loop, sock, data, address):
+    _check_socket(sock)
+    try:
+        return sock.sendto(data, address)
+    except _WOULD_BLOCK:
+        pass
+    return await _sock_wait(loop, sock, True, sock.sendto, (data, address))
+
+
+cdef class _SendAll:
+    """The rest of a sock_sendall: sends from where the last send stopped."""
+    cdef object sock
+    cdef object view
+    cdef Py_ssize_t pos
+
+    def __init__(self, sock, view, Py_ssize_t pos):
+        self.sock = sock
+        self.view = view
+        self.pos = pos
+
+    def attempt(self):
+        self.pos += self.sock.send(self.view[self.pos:])
+        if self.pos < len(self.view):
+            return _PENDING
+        return None
+
+
+async def _sock_sendall(Loop loop, sock, data):
+    _check_socket(sock)
+    cdef Py_ssize_t n
+    try:
+        n = sock.send(data)
+    except _WOULD_BLOCK:
+        n = 0
+    view = memoryview(data).cast("B")
+    if n == len(view):
+        return
+    await _sock_wait(loop, sock, True, _SendAll(sock, view, n).attempt, ())
+
+
+def _accept_nonblocking(sock):
+    conn, address = sock.accept()
+    conn.setblocking(False)
+    return conn, address
+
+
+async def _sock_accept(Loop loop, sock):
+    _check_socket(sock)
+    try:
+        return _accept_nonblocking(sock)
+    except _WOULD_BLOCK:
+        pass
+    return await _sock_wait(loop, sock, False, _accept_nonblocking, (sock,))
+
+
+def _connect_result(sock, address):
+    # Writable after a non-blocking connect: SO_ERROR says how it ended.
+    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err != 0:
+        raise OSError(err, f"Connect call failed {address}")
+    return None
+
+
+cdef bint _is_numeric_address(host, family):
+    if not isinstance(host, str):
+        return False
+    if family == socket.AF_INET6:
+        host = host.partition("%")[0]
+    try:
+        socket.inet_pton(family, host)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+async def _resolve_for(Loop loop, sock, address):
+    """The address to connect sock to: as given when already numeric (no
+    thread hop for the common case), else the first getaddrinfo answer."""
+    host, port = address[:2]
+    if isinstance(port, int) and _is_numeric_address(host, sock.family):
+        return address
+    infos = await loop.getaddrinfo(host, port, family=sock.family,
+                                   type=sock.type, proto=sock.proto)
+    if not infos:
+        raise OSError("getaddrinfo() returned empty list")
+    return infos[0][4]
+
+
+async def _sock_connect(Loop loop, sock, address):
+    _check_socket(sock)
+    if sock.family == socket.AF_INET or sock.family == socket.AF_INET6:
+        address = await _resolve_for(loop, sock, address)
+    try:
+        sock.connect(address)
+        return
+    except _WOULD_BLOCK:
+        pass
+    await _sock_wait(loop, sock, True, _connect_result, (sock, address))
+
+
+def _ready_now():
+    return None
+
+
+cdef _check_sendfile_params(sock, file, offset, count):
+    if "b" not in getattr(file, "mode", "b"):
+        raise ValueError("file should be opened in binary mode")
+    if not sock.type == socket.SOCK_STREAM:
+        raise ValueError("only SOCK_STREAM type sockets are supported")
+    if count is not None:
+        if not isinstance(count, int):
+            raise TypeError(f"count must be a positive integer (got {count!r})")
+        if count <= 0:
+            raise ValueError(f"count must be a positive integer (got {count!r})")
+    if not isinstance(offset, int):
+        raise TypeError(f"offset must be a non-negative integer (got {offset!r})")
+    if offset < 0:
+        raise ValueError(f"offset must be a non-negative integer (got {offset!r})")
+
+
+async def _sock_sendfile(Loop loop, sock, file, offset, count, fallback):
+    _check_socket(sock)
+    _check_sendfile_params(sock, file, offset, count)
+    try:
+        return await _sock_sendfile_native(loop, sock, file, offset, count)
+    except SendfileNotAvailableError:
+        if not fallback:
+            raise
+    return await _sock_sendfile_fallback(loop, sock, file, offset, count)
+
+
+async def _sock_sendfile_native(Loop loop, sock, file, offset, count):
+    """Zero-copy os.sendfile, waiting for writability between chunks."""
+    try:
+        fileno = file.fileno()
+    except (AttributeError, io.UnsupportedOperation):
+        raise SendfileNotAvailableError("not a regular file")
+    try:
+        fsize = os.fstat(fileno).st_size
+    except OSError:
+        raise SendfileNotAvailableError("not a regular file")
+    end = offset + count if count else fsize
+    # The kernel moves at most ~2 GiB per call anyway.
+    blocksize = min(end - offset, 0x7ffff000)
+    total = 0
+    try:
+        while offset + total < end:
+            try:
+                sent = os.sendfile(sock.fileno(), fileno, offset + total,
+                                   min(end - offset - total, blocksize))
+            except _WOULD_BLOCK:
+                await _sock_wait(loop, sock, True, _ready_now, ())
+                continue
+            except OSError as exc:
+                if exc.errno == errno_mod.ENOTCONN and type(exc) is not ConnectionError:
+                    raise ConnectionError("socket is not connected", errno_mod.ENOTCONN) from exc
+                if total == 0:
+                    # The kernel cannot sendfile this pair (e.g. the file is
+                    # not mmap-able): let the caller fall back to copying.
+                    raise SendfileNotAvailableError("os.sendfile call failed") from exc
+                raise
+            if sent == 0:
+                break  # end of file
+            total += sent
+    finally:
+        if total > 0:
+            file.seek(offset + total)
+    return total
+
+
+async def _sock_sendfile_fallback(Loop loop, sock, file, offset, count):
+    """Read the file in the default executor and sock_sendall each block."""
+    if offset:
+        file.seek(offset)
+    blocksize = min(count, 16384) if count else 16384
+    buf = bytearray(blocksize)
+    total = 0
+    try:
+        while True:
+            if count:
+                blocksize = min(count - total, blocksize)
+                if blocksize <= 0:
+                    break
+            view = memoryview(buf)[:blocksize]
+            nread = await loop.run_in_executor(None, file.readinto, view)
+            if not nread:
+                break
+            await _sock_sendall(loop, sock, view[:nread])
+            total += nread
+        return total
+    finally:
+        if total > 0 and hasattr(file, "seek"):
+            file.seek(offset + total)
