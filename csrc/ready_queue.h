@@ -91,6 +91,15 @@ static void lx_rq_clear(lx_ready_queue *q)
     q->head = 0;
 }
 
+/* Visit every queued object, for the loop's tp_traverse. */
+static int lx_rq_traverse(lx_ready_queue *q, visitproc visit, void *arg)
+{
+    Py_ssize_t i;
+    for (i = 0; i < q->len; i++)
+        Py_VISIT(q->items[(q->head + i) & (q->cap - 1)]);
+    return 0;
+}
+
 static void lx_rq_free(lx_ready_queue *q)
 {
     if (q->items != NULL) {

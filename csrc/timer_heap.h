@@ -154,6 +154,15 @@ static void lx_th_clear(lx_timer_heap *h)
     }
 }
 
+/* Visit every timer's handle, for the loop's tp_traverse. */
+static int lx_th_traverse(lx_timer_heap *h, visitproc visit, void *arg)
+{
+    Py_ssize_t i;
+    for (i = 0; i < h->len; i++)
+        Py_VISIT(h->items[i].handle);
+    return 0;
+}
+
 static void lx_th_free(lx_timer_heap *h)
 {
     if (h->items != NULL) {

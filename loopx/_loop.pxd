@@ -1,6 +1,6 @@
 # Declarations of loopx's native types, shared by the include files of _loop.pyx.
 from libc.stdint cimport int64_t, uint32_t, uint64_t
-from cpython.object cimport PyObject
+from cpython.object cimport PyObject, visitproc
 
 
 cdef extern from "ready_queue.h":
@@ -11,6 +11,7 @@ cdef extern from "ready_queue.h":
     PyObject *lx_rq_pop(lx_ready_queue *q)
     void lx_rq_clear(lx_ready_queue *q)
     void lx_rq_free(lx_ready_queue *q)
+    int lx_rq_traverse(lx_ready_queue *q, visitproc visit, void *arg)
 
 
 cdef extern from "timer_heap.h":
@@ -27,6 +28,7 @@ cdef extern from "timer_heap.h":
     Py_ssize_t lx_th_compact(lx_timer_heap *h, int (*dead)(PyObject *) noexcept)
     void lx_th_clear(lx_timer_heap *h)
     void lx_th_free(lx_timer_heap *h)
+    int lx_th_traverse(lx_timer_heap *h, visitproc visit, void *arg)
 
 
 cdef class Handle:

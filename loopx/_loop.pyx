@@ -15,7 +15,7 @@ The run loop, one iteration (_run_once):
      schedule runs in the next iteration, after I/O has been polled again.
 """
 cimport cython
-from cpython.object cimport PyObject, Py_LT, Py_LE, Py_EQ, Py_NE, Py_GT, Py_GE
+from cpython.object cimport PyObject, PyTypeObject, traverseproc, visitproc, Py_LT, Py_LE, Py_EQ, Py_NE, Py_GT, Py_GE
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from libc.errno cimport errno, EINTR, EAGAIN, ENOENT, EEXIST, EBADF
 from libc.stdint cimport int64_t, uint32_t, uint64_t
@@ -916,6 +916,41 @@ cdef class Loop:
 
     def _close_signals(self):
         _close_signal_handlers(self)
+
+
+# The garbage collector must see the handles the loop holds in C structures
+# (ready queue, timer heap, fd table): a pending callback that refers back to
+# the loop is a reference cycle, and without this an unclosed loop in such a
+# cycle would never be collected (nor warn that it was not closed).  Cython
+# generates tp_traverse for the object fields; we chain the C-held ones.
+cdef traverseproc _loop_fields_traverse = (<PyTypeObject *>Loop).tp_traverse
+
+
+cdef int _loop_traverse(PyObject *obj, visitproc visit, void *arg) noexcept:
+    cdef int r = _loop_fields_traverse(obj, visit, arg)
+    if r:
+        return r
+    cdef Loop loop = <Loop>obj
+    cdef Py_ssize_t fd
+    r = lx_rq_traverse(&loop._ready, visit, arg)
+    if r:
+        return r
+    r = lx_th_traverse(&loop._timers, visit, arg)
+    if r:
+        return r
+    for fd in range(loop._fds_cap):
+        if loop._fds[fd].reader != NULL:
+            r = visit(loop._fds[fd].reader, arg)
+            if r:
+                return r
+        if loop._fds[fd].writer != NULL:
+            r = visit(loop._fds[fd].writer, arg)
+            if r:
+                return r
+    return 0
+
+
+(<PyTypeObject *>Loop).tp_traverse = <traverseproc>_loop_traverse
 
 
 def _run_until_complete_cb(fut):

@@ -48,7 +48,7 @@ cdef class Handle:
         if self._cancelled:
             info.append("cancelled")
         if self._callback is not None:
-            info.append(_format_callback(self._callback, self._args))
+            info.append(_format_callback(self._callback, self._args or ()))
         elif self._repr is not None:
             return [self._repr]
         if self._source_traceback:
@@ -88,7 +88,7 @@ cdef class Handle:
 
     cdef _report_exception(self, exc):
         context = {
-            "message": "Exception in callback " + _format_callback(self._callback, self._args),
+            "message": "Exception in callback " + _format_callback(self._callback, self._args or ()),
             "exception": exc,
             "handle": self,
         }
