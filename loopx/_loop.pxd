@@ -70,7 +70,7 @@ cdef class Loop:
         public Py_ssize_t _timer_cancelled_count
         bint _stopping
         bint _closed
-        bint _debug
+        public bint _debug
         object _thread_id
         public double slow_callback_duration
         object _current_handle
@@ -96,6 +96,11 @@ cdef class Loop:
         object _sig_wsock
         int _sig_rfd
         dict _signal_handlers
+
+        # transports: fd -> live transport (weak), for _ensure_fd_no_transport
+        public object _transports
+        public dict _unix_server_sockets  # 3.13 create_unix_server(cleanup_socket=)
+        char *_recv_buf                   # shared by stream transports' reads
 
         object _exception_handler
         object _task_factory
@@ -123,3 +128,4 @@ cdef class Loop:
     cdef Handle _add_watch(self, object fileobj, bint writer, callback, args)
     cdef bint _remove_watch(self, object fileobj, bint writer) except -1
     cdef void _release_native(self) noexcept
+    cdef char *_recv_buffer(self) except NULL

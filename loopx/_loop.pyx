@@ -19,11 +19,11 @@ from cpython.object cimport PyObject, PyTypeObject, traverseproc, visitproc, Py_
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from libc.errno cimport errno, EINTR, EAGAIN, ENOENT, EEXIST, EBADF
 from libc.stdint cimport int64_t, uint32_t, uint64_t
-from libc.string cimport strerror
+from libc.string cimport strerror, memset
 from libc.math cimport ceil
 
 import asyncio
-import collections.abc
+import collections
 import concurrent.futures
 import errno as errno_mod
 import functools
@@ -87,6 +87,9 @@ cdef int64_t _MAX_TIMEOUT_NS = 24 * 3600 * 1000000000   # asyncio's MAXIMUM_SELE
 cdef double _CLOCK_RESOLUTION = 1e-9                    # CLOCK_MONOTONIC on Linux
 cdef int _DEBUG_STACK_DEPTH = 10                        # asyncio.constants.DEBUG_STACK_DEPTH
 cdef int _MAX_EVENTS = 4096
+cdef enum:
+    _RECV_SIZE = 262144    # stream transports read at most this per readiness (asyncio's max_size)
+    _MAX_IOV = 64          # buffers per sendmsg(); plenty to fill a socket buffer
 # While callbacks are ready, poll for I/O at most this often (see _run_once).
 cdef int64_t _BUSY_POLL_INTERVAL_NS = 50000
 
@@ -155,6 +158,8 @@ cdef class Loop:
         self.slow_callback_duration = 0.1
         self._debug = _debug_from_environment()
         self._asyncgens = weakref.WeakSet()
+        self._transports = weakref.WeakValueDictionary()
+        self._unix_server_sockets = {}
 
     def __init__(self):
         pass
@@ -183,6 +188,9 @@ cdef class Loop:
         if self._events != NULL:
             PyMem_Free(self._events)
             self._events = NULL
+        if self._recv_buf != NULL:
+            PyMem_Free(self._recv_buf)
+            self._recv_buf = NULL
         if self._epfd >= 0:
             close(self._epfd)
             self._epfd = -1
@@ -691,20 +699,30 @@ cdef class Loop:
             _lx_decref(old)
         return True
 
+    def _ensure_fd_no_transport(self, fd):
+        fileno = _fileobj_to_fd(fd)
+        transport = self._transports.get(fileno)
+        if transport is not None and not transport.is_closing():
+            raise RuntimeError(f"File descriptor {fd!r} is used by transport {transport!r}")
+
     def add_reader(self, fd, callback, *args):
         """Call callback(*args) whenever fd is readable."""
+        self._ensure_fd_no_transport(fd)
         self._add_watch(fd, False, callback, args)
 
     def remove_reader(self, fd):
         """Stop watching fd for reading; True if it was watched."""
+        self._ensure_fd_no_transport(fd)
         return self._remove_watch(fd, False)
 
     def add_writer(self, fd, callback, *args):
         """Call callback(*args) whenever fd is writable."""
+        self._ensure_fd_no_transport(fd)
         self._add_watch(fd, True, callback, args)
 
     def remove_writer(self, fd):
         """Stop watching fd for writing; True if it was watched."""
+        self._ensure_fd_no_transport(fd)
         return self._remove_watch(fd, True)
 
     # ------------------------------------------------------------------
@@ -901,6 +919,41 @@ cdef class Loop:
         return _sock_sendfile(self, sock, file, offset, count, fallback)
 
     # ------------------------------------------------------------------
+    # Stream transports and serving (stream.pxi).  The set-up around them
+    # (create_connection, create_server, start_tls, ...) is the running
+    # Python's own asyncio code, bound in loopx/_policy.py.
+
+    cdef char *_recv_buffer(self) except NULL:
+        if self._recv_buf == NULL:
+            self._recv_buf = <char *>PyMem_Malloc(_RECV_SIZE)
+            if self._recv_buf == NULL:
+                raise MemoryError()
+        return self._recv_buf
+
+    def _make_socket_transport(self, sock, protocol, waiter=None, *, extra=None, server=None):
+        return SocketTransport(self, sock, protocol, waiter, extra, server)
+
+    def _make_ssl_transport(self, rawsock, protocol, sslcontext, waiter=None, *,
+                            server_side=False, server_hostname=None, extra=None,
+                            server=None, ssl_handshake_timeout=None,
+                            ssl_shutdown_timeout=None, call_connection_made=True):
+        return _make_ssl_transport(self, rawsock, protocol, sslcontext, waiter,
+                                   server_side, server_hostname, extra, server,
+                                   ssl_handshake_timeout, ssl_shutdown_timeout,
+                                   call_connection_made)
+
+    def _start_serving(self, protocol_factory, sock, sslcontext=None, server=None,
+                       backlog=100, ssl_handshake_timeout=None, ssl_shutdown_timeout=None):
+        _start_serving(self, protocol_factory, sock, sslcontext, server, backlog,
+                       ssl_handshake_timeout, ssl_shutdown_timeout)
+
+    def _stop_serving(self, sock):
+        _stop_serving(self, sock)
+
+    def _sendfile_native(self, transp, file, offset, count):
+        return _sendfile_native(self, transp, file, offset, count)
+
+    # ------------------------------------------------------------------
     # Signals (signals.pxi)
 
     def add_signal_handler(self, sig, callback, *args):
@@ -982,4 +1035,5 @@ def _format_handle(Handle h):
 include "errors.pxi"
 include "executor.pxi"
 include "sockets.pxi"
+include "stream.pxi"
 include "signals.pxi"

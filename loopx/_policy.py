@@ -21,13 +21,40 @@ except ImportError as exc:  # pragma: no cover - depends on the platform
     ) from exc
 
 
+_Base = asyncio.base_events.BaseEventLoop
+_Unix = asyncio.unix_events._UnixSelectorEventLoop
+
+
 class Loop(_NativeLoop, asyncio.AbstractEventLoop):
     """The loopx event loop.
 
-    The native base class implements everything; ``AbstractEventLoop`` is a
-    base so that libraries checking ``isinstance(loop, AbstractEventLoop)``
-    accept it.
+    The native base class implements the loop, its handles, the poller and
+    the transports; ``AbstractEventLoop`` is a base so that libraries checking
+    ``isinstance(loop, AbstractEventLoop)`` accept it.
+
+    Setting up connections and servers (resolving, happy eyeballs, socket
+    options, the Server object, start_tls, sendfile's fallback) is cold code
+    whose arguments and details change with every Python version.  We run the
+    running interpreter's own asyncio implementation of it, unchanged, over
+    loopx's native transports: that way every version's exact semantics come
+    for free, and only the per-byte work is ours.  It needs from us the
+    private hooks the standard loops give it (_make_socket_transport,
+    _make_ssl_transport, _start_serving, _stop_serving, _sendfile_native,
+    sock_connect, ...), all native.
     """
+
+    create_connection = _Base.create_connection
+    _connect_sock = _Base._connect_sock
+    _create_connection_transport = _Base._create_connection_transport
+    _ensure_resolved = _Base._ensure_resolved
+    create_server = _Base.create_server
+    _create_server_getaddrinfo = _Base._create_server_getaddrinfo
+    connect_accepted_socket = _Base.connect_accepted_socket
+    start_tls = _Base.start_tls
+    sendfile = _Base.sendfile
+    _sendfile_fallback = _Base._sendfile_fallback
+    create_unix_connection = _Unix.create_unix_connection
+    create_unix_server = _Unix.create_unix_server
 
 
 def new_event_loop():

@@ -34,6 +34,7 @@ async def _sock_wait(Loop loop, sock, bint writer, attempt, tuple args):
     other than _PENDING or raises something else than would-block."""
     fut = loop.create_future()
     fd = sock.fileno()
+    loop._ensure_fd_no_transport(fd)
     handle = loop._add_watch(fd, writer, _sock_retry, (fut, attempt, args))
     fut.add_done_callback(functools.partial(_sock_unwatch, loop, fd, writer, handle))
     try:

@@ -1,0 +1,691 @@
+# Stream transports (TCP and Unix sockets) and serving.  Included into
+# _loop.pyx.
+#
+# SocketTransport is asyncio's Transport over a connected, non-blocking stream
+# socket, driven by readiness:
+#   - reading: on each readiness, one recv() into the loop's shared receive
+#     buffer, then one data_received() with an exact-size bytes copy (cheaper
+#     than allocating a 256 KiB bytes per read and shrinking it, as
+#     socket.recv() does); BufferedProtocol reads straight into get_buffer().
+#   - writing: write() sends at once when nothing is queued; what the kernel
+#     does not take is queued (as immutable bytes: the caller may reuse a
+#     bytearray), and the queue is flushed with one sendmsg() of many buffers
+#     whenever the socket is writable.  High/low water marks drive
+#     pause_writing()/resume_writing().
+#   - close() flushes the queue before connection_lost(); abort() does not.
+#     connection_lost() is called exactly once and the socket closed once.
+# TLS is asyncio's own SSLProtocol layered over this transport (it is a
+# BufferedProtocol), so every stream gets TLS the way the standard library
+# does it.
+
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+cdef extern from "errno.h":
+    int EWOULDBLOCK
+
+from asyncio import constants as _constants, protocols as _protocols, sslproto as _sslproto, trsock as _trsock
+
+
+cdef extern from "sys/socket.h" nogil:
+    struct msghdr:
+        void *msg_name
+        int msg_namelen
+        iovec *msg_iov
+        size_t msg_iovlen
+        void *msg_control
+        size_t msg_controllen
+        int msg_flags
+    ssize_t recv(int fd, void *buf, size_t n, int flags)
+    ssize_t send(int fd, const void *buf, size_t n, int flags)
+    ssize_t sendmsg(int fd, const msghdr *msg, int flags)
+    int MSG_NOSIGNAL
+
+cdef extern from "sys/uio.h" nogil:
+    struct iovec:
+        void *iov_base
+        size_t iov_len
+
+
+cdef Py_ssize_t _DEFAULT_HIGH_WATER = 64 * 1024
+cdef int _LOG_THRESHOLD_FOR_CONNLOST_WRITES = _constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
+cdef object _SENDFILE_TRY_NATIVE = _constants._SendfileMode.TRY_NATIVE
+
+
+cdef inline bint _would_block(int err):
+    return err == EAGAIN or err == EWOULDBLOCK or err == EINTR
+
+
+cdef object _errno_error():
+    # OSError(errno, ...) picks the subclass (ConnectionResetError, ...).
+    return OSError(errno, strerror(errno))
+
+
+cdef _set_nodelay(sock):
+    # asyncio turns Nagle off on TCP transports; so do we.
+    if (sock.family in (socket.AF_INET, socket.AF_INET6)
+            and sock.type == socket.SOCK_STREAM and sock.proto == socket.IPPROTO_TCP):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+cdef class SocketTransport:
+    """asyncio.Transport over a connected stream socket (TCP or Unix)."""
+
+    cdef:
+        Loop _loop
+        object _sock
+        int _sock_fd
+        object _protocol
+        bint _buffered                 # the protocol is a BufferedProtocol
+        bint _protocol_connected
+        bint _protocol_paused          # pause_writing() called, no resume yet
+        object _server
+        dict _extra
+        bint _closing
+        bint _eof                      # write_eof() called
+        bint _paused                   # pause_reading() in effect
+        Py_ssize_t _conn_lost
+        object _buffer                 # deque of bytes waiting to be sent
+        Py_ssize_t _buffer_offset      # bytes of _buffer[0] already sent
+        Py_ssize_t _buffer_size        # unsent bytes in _buffer
+        Py_ssize_t _high_water
+        Py_ssize_t _low_water
+        object _empty_waiter           # sendfile: resolved when _buffer drains
+        object __weakref__
+
+    # Read by asyncio's start_tls() and sendfile().
+    _start_tls_compatible = True
+    _sendfile_compatible = _SENDFILE_TRY_NATIVE
+
+    def __init__(self, Loop loop, sock, protocol, waiter=None, extra=None, server=None):
+        self._loop = loop
+        self._sock = sock
+        self._sock_fd = sock.fileno()
+        self._extra = {} if extra is None else dict(extra)
+        self._extra["socket"] = _trsock.TransportSocket(sock)
+        try:
+            self._extra["sockname"] = sock.getsockname()
+        except OSError:
+            self._extra["sockname"] = None
+        if "peername" not in self._extra:
+            try:
+                self._extra["peername"] = sock.getpeername()
+            except OSError:
+                self._extra["peername"] = None
+        self._buffer = collections.deque()
+        self._high_water = _DEFAULT_HIGH_WATER
+        self._low_water = _DEFAULT_HIGH_WATER // 4
+        self.set_protocol(protocol)
+        self._server = server
+        if server is not None:
+            if _PY313:
+                server._attach(self)
+            else:
+                server._attach()
+        loop._transports[self._sock_fd] = self
+        _set_nodelay(sock)
+        # asyncio's order: connection_made, then reading starts, then the
+        # waiter (so a paused-in-connection_made protocol is respected).
+        loop._call_soon(protocol.connection_made, (self,), None)
+        loop._call_soon(self._start_reading, None, None)
+        if waiter is not None:
+            loop._call_soon(futures._set_result_unless_cancelled, (waiter, None), None)
+
+    def __repr__(self):
+        info = [type(self).__name__]
+        if self._sock is None:
+            info.append("closed")
+        elif self._closing:
+            info.append("closing")
+        info.append(f"fd={self._sock_fd}")
+        if self._loop is not None and not self._closing:
+            info.append("read=" + ("polling" if self.is_reading() else "idle"))
+            info.append("write=" + ("polling" if self._buffer_size else "idle")
+                        + f" bufsize={self._buffer_size}")
+        return "<" + " ".join(info) + ">"
+
+    def __del__(self):
+        if self._sock is not None:
+            warnings.warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            self._sock.close()
+            self._sock = None
+            if self._server is not None:
+                if _PY313:
+                    self._server._detach(self)
+                else:
+                    self._server._detach()
+                self._server = None
+
+    # -- BaseTransport --
+
+    def get_extra_info(self, name, default=None):
+        return self._extra.get(name, default)
+
+    def is_closing(self):
+        return self._closing
+
+    def set_protocol(self, protocol):
+        self._buffered = isinstance(protocol, _protocols.BufferedProtocol)
+        self._protocol = protocol
+        self._protocol_connected = True
+
+    def get_protocol(self):
+        return self._protocol
+
+    def close(self):
+        """Close after the queued data is sent; connection_lost(None) follows."""
+        if self._closing:
+            return
+        self._closing = True
+        self._loop._remove_watch(self._sock_fd, False)
+        if not self._buffer_size:
+            self._conn_lost += 1
+            self._loop._remove_watch(self._sock_fd, True)
+            self._loop._call_soon(self._call_connection_lost, (None,), None)
+
+    def abort(self):
+        """Close now, dropping queued data; connection_lost(None) follows."""
+        self._force_close(None)
+
+    # -- ReadTransport --
+
+    def is_reading(self):
+        return not self._paused and not self._closing
+
+    def pause_reading(self):
+        if not self.is_reading():
+            return
+        self._paused = True
+        self._loop._remove_watch(self._sock_fd, False)
+        if self._loop._debug:
+            logger.debug("%r pauses reading", self)
+
+    def resume_reading(self):
+        if self._closing or not self._paused:
+            return
+        self._paused = False
+        self._start_reading()
+        if self._loop._debug:
+            logger.debug("%r resumes reading", self)
+
+    def _start_reading(self):
+        if self.is_reading():
+            self._loop._add_watch(self._sock_fd, False, self._read_ready, None)
+
+    def _read_ready(self):
+        if self._conn_lost:
+            return
+        if self._buffered:
+            self._read_into_buffer()
+        else:
+            self._read_bytes()
+
+    cdef _read_bytes(self):
+        cdef char *buf = self._loop._recv_buffer()
+        cdef ssize_t n = recv(self._sock_fd, buf, _RECV_SIZE, 0)
+        if n < 0:
+            if not _would_block(errno):
+                self._fatal_error(_errno_error(), "Fatal read error on socket transport")
+            return
+        if n == 0:
+            self._on_eof()
+            return
+        data = PyBytes_FromStringAndSize(buf, n)
+        try:
+            self._protocol.data_received(data)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+
+    cdef _read_into_buffer(self):
+        cdef Py_buffer view
+        cdef ssize_t n
+        try:
+            buf = self._protocol.get_buffer(-1)
+            if not len(buf):
+                raise RuntimeError("get_buffer() returned an empty buffer")
+            PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+            return
+        n = recv(self._sock_fd, view.buf, <size_t>view.len, 0)
+        PyBuffer_Release(&view)
+        if n < 0:
+            if not _would_block(errno):
+                self._fatal_error(_errno_error(), "Fatal read error on socket transport")
+            return
+        if n == 0:
+            self._on_eof()
+            return
+        try:
+            self._protocol.buffer_updated(n)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
+
+    cdef _on_eof(self):
+        if self._loop._debug:
+            logger.debug("%r received EOF", self)
+        try:
+            keep_open = self._protocol.eof_received()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.eof_received() call failed.")
+            return
+        if keep_open:
+            # The protocol may still write; there is nothing more to read.
+            self._loop._remove_watch(self._sock_fd, False)
+        else:
+            self.close()
+
+    # -- WriteTransport --
+
+    def write(self, data):
+        """Send data, queueing what the socket does not take at once."""
+        cdef Py_buffer view
+        cdef ssize_t n = 0
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data argument must be a bytes-like object, "
+                            f"not {type(data).__name__!r}")
+        if self._eof:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if self._empty_waiter is not None:
+            raise RuntimeError("unable to write; sendfile is in progress")
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            if view.len == 0:
+                return
+            if self._conn_lost:
+                if self._conn_lost >= _LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                    logger.warning("socket.send() raised exception.")
+                self._conn_lost += 1
+                return
+            if not self._buffer_size:
+                n = send(self._sock_fd, view.buf, <size_t>view.len, MSG_NOSIGNAL)
+                if n < 0:
+                    if not _would_block(errno):
+                        self._fatal_error(_errno_error(), "Fatal write error on socket transport")
+                        return
+                    n = 0
+                if n == view.len:
+                    return
+                self._loop._add_watch(self._sock_fd, True, self._write_ready, None)
+                if type(data) is bytes:
+                    # Immutable: queue it as is and remember where we are.
+                    self._buffer.append(data)
+                    self._buffer_offset = n
+                else:
+                    self._buffer.append(PyBytes_FromStringAndSize(<char *>view.buf + n, view.len - n))
+            else:
+                self._buffer.append(data if type(data) is bytes
+                                    else PyBytes_FromStringAndSize(<char *>view.buf, view.len))
+            self._buffer_size += view.len - n
+        finally:
+            PyBuffer_Release(&view)
+        self._maybe_pause_protocol()
+
+    def writelines(self, list_of_data):
+        """Write each buffer; they go out together in one sendmsg()."""
+        if self._eof:
+            raise RuntimeError("Cannot call writelines() after write_eof()")
+        if self._empty_waiter is not None:
+            raise RuntimeError("unable to writelines; sendfile is in progress")
+        was_empty = not self._buffer_size
+        if self._conn_lost:
+            for data in list_of_data:
+                self.write(data)
+            return
+        for data in list_of_data:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError(f"data argument must be a bytes-like object, "
+                                f"not {type(data).__name__!r}")
+            chunk = data if type(data) is bytes else bytes(data)
+            if chunk:
+                self._buffer.append(chunk)
+                self._buffer_size += len(chunk)
+        if was_empty and self._buffer_size:
+            if self._flush() < 0:
+                return
+            if self._buffer_size:
+                self._loop._add_watch(self._sock_fd, True, self._write_ready, None)
+        self._maybe_pause_protocol()
+
+    cdef Py_ssize_t _flush(self) except -2:
+        """One sendmsg() of the head of the queue.  Returns the bytes sent,
+        or -1 after a fatal error (the transport is then closing)."""
+        cdef iovec iov[_MAX_IOV]
+        cdef msghdr msg
+        cdef int count = 0
+        cdef ssize_t n
+        cdef Py_ssize_t offset = self._buffer_offset, size
+        for chunk in self._buffer:
+            size = PyBytes_GET_SIZE(chunk)
+            iov[count].iov_base = PyBytes_AS_STRING(chunk) + offset
+            iov[count].iov_len = <size_t>(size - offset)
+            offset = 0
+            count += 1
+            if count == _MAX_IOV:
+                break
+        memset(&msg, 0, sizeof(msg))
+        msg.msg_iov = iov
+        msg.msg_iovlen = count
+        n = sendmsg(self._sock_fd, &msg, MSG_NOSIGNAL)
+        if n < 0:
+            if _would_block(errno):
+                return 0
+            exc = _errno_error()
+            self._loop._remove_watch(self._sock_fd, True)
+            self._buffer.clear()
+            self._buffer_size = 0
+            self._buffer_offset = 0
+            self._fatal_error(exc, "Fatal write error on socket transport")
+            if self._empty_waiter is not None:
+                self._empty_waiter.set_exception(exc)
+            return -1
+        self._buffer_size -= n
+        # Drop the buffers sent whole; remember how far into the next we got.
+        n += self._buffer_offset
+        while n:
+            size = PyBytes_GET_SIZE(self._buffer[0])
+            if n < size:
+                break
+            n -= size
+            self._buffer.popleft()
+        self._buffer_offset = n
+        return n
+
+    def _write_ready(self):
+        if self._conn_lost or not self._buffer_size:
+            return
+        if self._flush() < 0:
+            return
+        self._maybe_resume_protocol()  # may write more
+        if not self._buffer_size:
+            self._loop._remove_watch(self._sock_fd, True)
+            if self._empty_waiter is not None:
+                self._empty_waiter.set_result(None)
+            if self._closing:
+                self._call_connection_lost(None)
+            elif self._eof:
+                self._sock.shutdown(socket.SHUT_WR)
+
+    def write_eof(self):
+        """Shut the write side down once the queue is flushed."""
+        if self._closing or self._eof:
+            return
+        self._eof = True
+        if not self._buffer_size:
+            self._sock.shutdown(socket.SHUT_WR)
+
+    def can_write_eof(self):
+        return True
+
+    def get_write_buffer_size(self):
+        return self._buffer_size
+
+    def get_write_buffer_limits(self):
+        return (self._low_water, self._high_water)
+
+    def set_write_buffer_limits(self, high=None, low=None):
+        if high is None:
+            high = _DEFAULT_HIGH_WATER if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._high_water = high
+        self._low_water = low
+        self._maybe_pause_protocol()
+
+    cdef _maybe_pause_protocol(self):
+        if self._buffer_size <= self._high_water or self._protocol_paused:
+            return
+        self._protocol_paused = True
+        try:
+            self._protocol.pause_writing()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._loop.call_exception_handler({
+                "message": "protocol.pause_writing() failed",
+                "exception": exc,
+                "transport": self,
+                "protocol": self._protocol,
+            })
+
+    cdef _maybe_resume_protocol(self):
+        if not self._protocol_paused or self._buffer_size > self._low_water:
+            return
+        self._protocol_paused = False
+        try:
+            self._protocol.resume_writing()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._loop.call_exception_handler({
+                "message": "protocol.resume_writing() failed",
+                "exception": exc,
+                "transport": self,
+                "protocol": self._protocol,
+            })
+
+    # -- closing --
+
+    cdef _fatal_error(self, exc, message):
+        if isinstance(exc, OSError):
+            # Connection errors are the peer's business, not a bug: log them
+            # in debug mode only, as asyncio does.
+            if self._loop._debug:
+                logger.debug("%r: %s", self, message, exc_info=exc)
+        else:
+            self._loop.call_exception_handler({
+                "message": message,
+                "exception": exc,
+                "transport": self,
+                "protocol": self._protocol,
+            })
+        self._force_close(exc)
+
+    def _force_close(self, exc):
+        if self._conn_lost:
+            return
+        if self._buffer_size:
+            self._buffer.clear()
+            self._buffer_size = 0
+            self._buffer_offset = 0
+            self._loop._remove_watch(self._sock_fd, True)
+        if not self._closing:
+            self._closing = True
+            self._loop._remove_watch(self._sock_fd, False)
+        self._conn_lost += 1
+        self._loop._call_soon(self._call_connection_lost, (exc,), None)
+
+    def _call_connection_lost(self, exc):
+        try:
+            if self._protocol_connected:
+                self._protocol.connection_lost(exc)
+        finally:
+            self._sock.close()
+            self._sock = None
+            self._protocol = None
+            self._loop = None
+            server = self._server
+            if server is not None:
+                if _PY313:
+                    server._detach(self)
+                else:
+                    server._detach()
+                self._server = None
+
+    # -- sendfile support (asyncio's sendfile() drives these) --
+
+    def _make_empty_waiter(self):
+        if self._empty_waiter is not None:
+            raise RuntimeError("Empty waiter is already set")
+        self._empty_waiter = self._loop.create_future()
+        if not self._buffer_size:
+            self._empty_waiter.set_result(None)
+        return self._empty_waiter
+
+    def _reset_empty_waiter(self):
+        self._empty_waiter = None
+
+
+cdef class _StreamServing:
+    """Accepts connections on one listening socket for a Server."""
+
+    cdef Loop loop
+    cdef object protocol_factory, sock, sslcontext, server
+    cdef object ssl_handshake_timeout, ssl_shutdown_timeout
+    cdef int backlog
+
+    def accept_ready(self):
+        # Accept up to backlog connections per readiness: a burst of clients
+        # is served without one poll per connection.
+        cdef int i
+        for i in range(self.backlog):
+            try:
+                conn, addr = self.sock.accept()
+                if self.loop._debug:
+                    logger.debug("%r got a new connection from %r: %r", self.server, addr, conn)
+                conn.setblocking(False)
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno_mod.EMFILE, errno_mod.ENFILE,
+                                 errno_mod.ENOBUFS, errno_mod.ENOMEM):
+                    # Out of fds or memory: report, stop accepting for a
+                    # moment (the backlog holds the clients), then retry.
+                    self.loop.call_exception_handler({
+                        "message": "socket.accept() out of system resource",
+                        "exception": exc,
+                        "socket": _trsock.TransportSocket(self.sock),
+                    })
+                    self.loop._remove_watch(self.sock.fileno(), False)
+                    self.loop.call_later(_constants.ACCEPT_RETRY_DELAY, self.start)
+                    return
+                raise  # the loop's exception handler logs it
+            self.connection_accepted(conn, {"peername": addr})
+
+    cdef connection_accepted(self, conn, extra):
+        protocol = None
+        try:
+            protocol = self.protocol_factory()
+            if self.sslcontext is None:
+                SocketTransport(self.loop, conn, protocol, None, extra, self.server)
+                return
+        except (SystemExit, KeyboardInterrupt):
+            conn.close()
+            raise
+        except BaseException as exc:
+            conn.close()
+            _report_accept_error(self.loop, exc, protocol, None)
+            return
+        # TLS: the handshake is awaited by a task, as asyncio does.
+        self.loop.create_task(_accept_tls(self.loop, conn, protocol, extra, self))
+
+    def start(self):
+        if self.sock.fileno() < 0:
+            return  # closed while we waited to retry
+        self.loop._add_watch(self.sock, False, self.accept_ready, None)
+
+
+cdef _report_accept_error(Loop loop, exc, protocol, transport):
+    # asyncio reports failures to set up an accepted connection in debug
+    # mode only (a client that goes away mid-handshake is routine).
+    if loop._debug:
+        context = {"message": "Error on transport creation for incoming connection",
+                   "exception": exc}
+        if protocol is not None:
+            context["protocol"] = protocol
+        if transport is not None:
+            context["transport"] = transport
+        loop.call_exception_handler(context)
+
+
+async def _accept_tls(Loop loop, conn, protocol, extra, _StreamServing serving):
+    transport = None
+    try:
+        waiter = loop.create_future()
+        transport = loop._make_ssl_transport(
+            conn, protocol, serving.sslcontext, waiter=waiter, server_side=True,
+            extra=extra, server=serving.server,
+            ssl_handshake_timeout=serving.ssl_handshake_timeout,
+            ssl_shutdown_timeout=serving.ssl_shutdown_timeout)
+        try:
+            await waiter
+        except BaseException:
+            transport.close()
+            raise
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        _report_accept_error(loop, exc, protocol, transport)
+
+
+cdef _make_ssl_transport(Loop loop, rawsock, protocol, sslcontext, waiter,
+                         server_side, server_hostname, extra, server,
+                         ssl_handshake_timeout, ssl_shutdown_timeout,
+                         call_connection_made):
+    ssl_protocol = _sslproto.SSLProtocol(
+        loop, protocol, sslcontext, waiter, server_side, server_hostname,
+        ssl_handshake_timeout=ssl_handshake_timeout,
+        ssl_shutdown_timeout=ssl_shutdown_timeout,
+        call_connection_made=call_connection_made)
+    SocketTransport(loop, rawsock, ssl_protocol, None, extra, server)
+    return ssl_protocol._app_transport
+
+
+cdef _start_serving(Loop loop, protocol_factory, sock, sslcontext, server, backlog,
+                    ssl_handshake_timeout, ssl_shutdown_timeout):
+    cdef _StreamServing serving = _StreamServing.__new__(_StreamServing)
+    serving.loop = loop
+    serving.protocol_factory = protocol_factory
+    serving.sock = sock
+    serving.sslcontext = sslcontext
+    serving.server = server
+    serving.backlog = backlog
+    serving.ssl_handshake_timeout = ssl_handshake_timeout
+    serving.ssl_shutdown_timeout = ssl_shutdown_timeout
+    serving.start()
+
+
+cdef _stop_serving(Loop loop, sock):
+    # A Unix server socket made by create_unix_server(cleanup_socket=True)
+    # (3.13+) has its file removed, if it is still the one we made.
+    unix_sockets = loop._unix_server_sockets
+    path = None
+    if unix_sockets and sock in unix_sockets:
+        path = sock.getsockname()
+    loop._remove_watch(sock.fileno(), False)
+    sock.close()
+    if path is not None:
+        inode = unix_sockets.pop(sock)
+        try:
+            if os.stat(path).st_ino == inode:
+                os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            logger.error("Unable to clean up listening UNIX socket %r: %r", path, err)
+
+
+async def _sendfile_native(Loop loop, SocketTransport transp, file, offset, count):
+    # Hand the socket to sock_sendfile() while the transport is quiet: reading
+    # paused, nothing queued, and no longer registered as the fd's owner.
+    fd = transp._sock_fd
+    del loop._transports[fd]
+    resume_reading = transp.is_reading()
+    transp.pause_reading()
+    await transp._make_empty_waiter()
+    try:
+        return await loop.sock_sendfile(transp._sock, file, offset, count, fallback=False)
+    finally:
+        transp._reset_empty_waiter()
+        if resume_reading:
+            transp.resume_reading()
+        loop._transports[fd] = transp
