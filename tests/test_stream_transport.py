@@ -169,9 +169,12 @@ def test_close_flushes_queued_data_before_connection_lost(loop):
 
 def test_abort_drops_queued_data_and_loses_once(loop):
     async def main():
+        accepted = []
+
         class Silent(asyncio.Protocol):
             def connection_made(self, transport):
                 transport.pause_reading()
+                accepted.append(transport)
 
         server = await loop.create_server(Silent, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
@@ -185,6 +188,8 @@ def test_abort_drops_queued_data_and_loses_once(loop):
         await asyncio.sleep(0.01)
         assert [e for e in proto.events if e != "made"] == [("lost", None)]
         assert transport.get_write_buffer_size() == 0
+        for each in accepted:
+            each.close()
         server.close()
         await server.wait_closed()
     helpers.run(loop, main())
