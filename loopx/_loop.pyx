@@ -953,6 +953,9 @@ cdef class Loop:
     def _sendfile_native(self, transp, file, offset, count):
         return _sendfile_native(self, transp, file, offset, count)
 
+    def _sendfile_fallback(self, transp, file, offset, count):
+        return _sendfile_fallback(self, transp, file, offset, count)
+
     # ------------------------------------------------------------------
     # Signals (signals.pxi)
 

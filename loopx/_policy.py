@@ -40,7 +40,7 @@ class Loop(_NativeLoop, asyncio.AbstractEventLoop):
     for free, and only the per-byte work is ours.  It needs from us the
     private hooks the standard loops give it (_make_socket_transport,
     _make_ssl_transport, _start_serving, _stop_serving, _sendfile_native,
-    sock_connect, ...), all native.
+    _sendfile_fallback, sock_connect, ...), all native.
     """
 
     create_connection = _Base.create_connection
@@ -52,7 +52,6 @@ class Loop(_NativeLoop, asyncio.AbstractEventLoop):
     connect_accepted_socket = _Base.connect_accepted_socket
     start_tls = _Base.start_tls
     sendfile = _Base.sendfile
-    _sendfile_fallback = _Base._sendfile_fallback
     create_unix_connection = _Unix.create_unix_connection
     create_unix_server = _Unix.create_unix_server
 

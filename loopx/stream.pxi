@@ -77,7 +77,7 @@ cdef class SocketTransport:
         object _protocol
         bint _buffered                 # the protocol is a BufferedProtocol
         bint _protocol_connected
-        bint _protocol_paused          # pause_writing() called, no resume yet
+        readonly bint _protocol_paused  # pause_writing() called, no resume yet
         object _server
         dict _extra
         bint _closing
@@ -689,3 +689,88 @@ async def _sendfile_native(Loop loop, SocketTransport transp, file, offset, coun
         if resume_reading:
             transp.resume_reading()
         loop._transports[fd] = transp
+
+
+class _SendfileFallbackProtocol(_protocols.Protocol):
+    """Stands in for the transport's protocol while sendfile() copies a file
+    through write(): it turns pause_writing/resume_writing into a drain()
+    the copy loop awaits, and hands everything else to the real protocol."""
+
+    def __init__(self, transport):
+        self._transport = transport
+        self._protocol = transport.get_protocol()
+        self._resume_reading = transport.is_reading()
+        self._resume_writing = getattr(transport, "_protocol_paused", False)
+        self._writable = None
+        transport.pause_reading()
+        transport.set_protocol(self)
+        if self._resume_writing:
+            self._writable = asyncio.get_running_loop().create_future()
+
+    async def drain(self):
+        if self._transport.is_closing():
+            raise ConnectionError("Connection closed by peer")
+        if self._writable is not None:
+            await self._writable
+
+    def connection_made(self, transport):
+        raise RuntimeError("Invalid state: connection should have been established already.")
+
+    def connection_lost(self, exc):
+        if self._writable is not None:
+            self._writable.set_exception(
+                exc if exc is not None else ConnectionError("Connection is closed by peer"))
+            self._writable = None
+        self._protocol.connection_lost(exc)
+
+    def pause_writing(self):
+        if self._writable is None:
+            self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self):
+        if self._writable is not None:
+            self._writable.set_result(None)
+            self._writable = None
+
+    def data_received(self, data):
+        raise RuntimeError("Invalid state: reading should be paused")
+
+    def eof_received(self):
+        raise RuntimeError("Invalid state: reading should be paused")
+
+    async def restore(self):
+        self._transport.set_protocol(self._protocol)
+        if self._resume_reading:
+            self._transport.resume_reading()
+        if self._writable is not None:
+            self._writable.cancel()
+        if self._resume_writing:
+            self._protocol.resume_writing()
+
+
+async def _sendfile_fallback(Loop loop, transport, file, offset, count):
+    """sendfile() by reading the file in the default executor and writing
+    each block, respecting the transport's flow control."""
+    if offset:
+        file.seek(offset)
+    blocksize = min(count, 16384) if count else 16384
+    buf = bytearray(blocksize)
+    total = 0
+    proto = _SendfileFallbackProtocol(transport)
+    try:
+        while True:
+            if count:
+                blocksize = min(count - total, blocksize)
+                if blocksize <= 0:
+                    return total
+            view = memoryview(buf)[:blocksize]
+            nread = await loop.run_in_executor(None, file.readinto, view)
+            if not nread:
+                return total
+            await proto.drain()
+            transport.write(bytes(view[:nread]))
+            total += nread
+    finally:
+        if total > 0 and hasattr(file, "seek"):
+            file.seek(offset + total)
+        await proto.restore()

@@ -499,3 +499,55 @@ def test_sendfile_over_a_transport(loop, tmp_path):
         server.close()
         await server.wait_closed()
     helpers.run(loop, main())
+
+
+def test_sendfile_falls_back_for_objects_without_a_file_descriptor(loop):
+    import io
+    data = helpers.pattern_bytes(500_000, seed=11)
+
+    async def main():
+        server = await loop.create_server(EchoServer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport, proto = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port)
+        transport.set_write_buffer_limits(high=32 * 1024)
+        source = io.BytesIO(data)
+        assert await loop.sendfile(transport, source, offset=10) == len(data) - 10
+        assert source.tell() == len(data)
+        with pytest.raises(asyncio.SendfileNotAvailableError):
+            await loop.sendfile(transport, io.BytesIO(data), fallback=False)
+        await async_wait_until(lambda: len(proto.data) == len(data) - 10)
+        assert bytes(proto.data) == data[10:]
+        assert transport.get_protocol() is proto
+        assert transport.is_reading()
+        transport.close()
+        await proto.lost
+        server.close()
+        await server.wait_closed()
+    helpers.run(loop, main())
+
+
+def test_sendfile_over_tls_uses_the_fallback(loop, tls_contexts, tmp_path):
+    server_ctx, client_ctx = tls_contexts
+    data = helpers.pattern_bytes(300_000, seed=12)
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+
+    async def main():
+        got = loop.create_future()
+
+        async def handle(reader, writer):
+            got.set_result(await reader.readexactly(len(data)))
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        transport, proto = await loop.create_connection(
+            lambda: Recorder(loop), "127.0.0.1", port, ssl=client_ctx, server_hostname="localhost")
+        with open(path, "rb") as f:
+            assert await loop.sendfile(transport, f) == len(data)
+        assert await asyncio.wait_for(got, helpers.SAFETY) == data
+        transport.close()
+        await proto.lost
+        server.close()
+        await server.wait_closed()
+    helpers.run(loop, main())
