@@ -957,6 +957,14 @@ cdef class Loop:
         return _sendfile_fallback(self, transp, file, offset, count)
 
     # ------------------------------------------------------------------
+    # Subprocesses (process.pxi); subprocess_exec/_shell are asyncio's own.
+
+    def _make_subprocess_transport(self, protocol, args, shell, stdin, stdout, stderr,
+                                   bufsize, extra=None, **kwargs):
+        return _make_subprocess_transport(self, protocol, args, shell, stdin, stdout,
+                                          stderr, bufsize, extra, kwargs)
+
+    # ------------------------------------------------------------------
     # Signals (signals.pxi)
 
     def add_signal_handler(self, sig, callback, *args):
@@ -1039,4 +1047,5 @@ include "errors.pxi"
 include "executor.pxi"
 include "sockets.pxi"
 include "stream.pxi"
+include "process.pxi"
 include "signals.pxi"

@@ -53,6 +53,9 @@ class Loop(_NativeLoop, asyncio.AbstractEventLoop):
     start_tls = _Base.start_tls
     sendfile = _Base.sendfile
     create_unix_connection = _Unix.create_unix_connection
+    subprocess_exec = _Base.subprocess_exec
+    subprocess_shell = _Base.subprocess_shell
+    _log_subprocess = _Base._log_subprocess
     create_unix_server = _Unix.create_unix_server
 
 
