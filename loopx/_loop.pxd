@@ -73,6 +73,7 @@ cdef class Loop:
         public bint _debug
         object _thread_id
         public double slow_callback_duration
+        unsigned long _fork_generation  # see _check_same_process
         object _current_handle
 
         # poller
@@ -114,6 +115,7 @@ cdef class Loop:
 
     cdef _check_closed(self)
     cdef _check_thread(self)
+    cdef _check_same_process(self)
     cdef _check_callback(self, callback, str method)
     cdef Handle _call_soon(self, callback, args, context)
     cdef TimerHandle _call_at(self, double when, callback, args, context)

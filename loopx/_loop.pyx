@@ -104,6 +104,23 @@ cdef bint _PY313 = sys.version_info >= (3, 13)
 include "handles.pxi"
 
 
+# fork(): a child inherits the loop's epoll fd, eventfd and signal socket,
+# which still refer to the parent's kernel objects: registering an fd in the
+# child would change what the parent's loop polls.  So a loop only runs and
+# watches fds in the process that created it; the child gets a clear error and
+# makes a new loop (asyncio 3.12+ also forgets the running loop in the child).
+cdef unsigned long _fork_generation = 0
+
+
+def _after_fork_in_child():
+    global _fork_generation
+    _fork_generation += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _debug_from_environment():
     # asyncio.coroutines._is_debug_mode: -X dev or PYTHONASYNCIODEBUG.
     return bool(sys.flags.dev_mode or (not sys.flags.ignore_environment
@@ -155,6 +172,7 @@ cdef class Loop:
         if epoll_ctl(self._epfd, EPOLL_CTL_ADD, self._wake_fd, &ev) < 0:
             raise OSError(errno, strerror(errno))
         self._signal_handlers = {}
+        self._fork_generation = _fork_generation
         self.slow_callback_duration = 0.1
         self._debug = _debug_from_environment()
         self._asyncgens = weakref.WeakSet()
@@ -214,6 +232,12 @@ cdef class Loop:
     cdef _check_closed(self):
         if self._closed:
             raise RuntimeError("Event loop is closed")
+
+    cdef _check_same_process(self):
+        if self._fork_generation != _fork_generation:
+            raise RuntimeError(
+                "this event loop was created before fork(): its poller is "
+                "shared with the parent process; create a new loop in the child")
 
     cdef _check_thread(self):
         # Debug mode only, like asyncio: the loop is not thread-safe.
@@ -370,6 +394,7 @@ cdef class Loop:
         """Make this the running loop of the calling thread (3.13's hook for
         loops integrated into other event loops)."""
         self._check_closed()
+        self._check_same_process()
         self._check_running()
         self._set_coroutine_origin_tracking(self._debug)
         self._old_agen_hooks = sys.get_asyncgen_hooks()
@@ -656,6 +681,7 @@ cdef class Loop:
         cdef int fd = _fileobj_to_fd(fileobj)
         cdef PyObject *old
         self._check_closed()
+        self._check_same_process()
         self._check_callback(callback, "add_writer" if writer else "add_reader")
         self._fd_grow(fd)
         cdef FdWatch *w = &self._fds[fd]

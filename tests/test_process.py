@@ -1,0 +1,121 @@
+"""Child processes and fork() through the public API, on both loops.
+
+Tests that need subprocess pipes (stdout=PIPE, communicate) live with the pipe
+transports; these cover spawning, exit codes, signals to children, errors and
+what a forked child may do with its parent's loop.
+"""
+import asyncio
+import os
+import signal
+import sys
+
+import pytest
+
+import helpers
+
+
+def _children():
+    """Pids of this process's direct children that still exist (zombies too)."""
+    me = str(os.getpid())
+    kids = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[1] == me:
+                kids.add(int(entry))
+    return kids
+
+
+def test_exit_codes_and_no_zombies(loop):
+    before = _children()
+
+    async def main():
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "raise SystemExit(3)")
+        assert await proc.wait() == 3
+        assert proc.returncode == 3
+        proc = await asyncio.create_subprocess_shell("exit 7")
+        assert await proc.wait() == 7
+        procs = [await asyncio.create_subprocess_exec("true") for _ in range(20)]
+        assert [await p.wait() for p in procs] == [0] * 20
+    helpers.run(loop, main())
+    assert _children() - before == set()
+
+
+def test_terminate_kill_and_signals(loop):
+    async def main():
+        proc = await asyncio.create_subprocess_exec("sleep", "30")
+        proc.terminate()
+        assert await proc.wait() == -signal.SIGTERM
+        with pytest.raises(ProcessLookupError):
+            proc.kill()
+        proc = await asyncio.create_subprocess_exec("sleep", "30")
+        proc.send_signal(signal.SIGUSR1)
+        assert await proc.wait() == -signal.SIGUSR1
+    helpers.run(loop, main())
+
+
+def test_program_that_does_not_exist_leaks_nothing(loop):
+    fds = helpers.open_fds()
+
+    async def main():
+        with pytest.raises(FileNotFoundError):
+            await asyncio.create_subprocess_exec("/nonexistent/program")
+        with pytest.raises(FileNotFoundError):
+            await asyncio.create_subprocess_exec("true", cwd="/nonexistent/dir")
+    helpers.run(loop, main())
+    assert helpers.open_fds().keys() == fds.keys()
+
+
+def test_spawn_from_a_loop_in_another_thread(impl):
+    factory = helpers.loop_factory(impl)
+    result = {}
+
+    def in_thread():
+        loop = factory()
+        try:
+            async def main():
+                proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "raise SystemExit(4)")
+                return await proc.wait()
+            result["rc"] = loop.run_until_complete(asyncio.wait_for(main(), helpers.SAFETY))
+        finally:
+            loop.close()
+
+    helpers.call_in_thread(in_thread)
+    assert result == {"rc": 4}
+
+
+@helpers.only("loopx")
+def test_forked_child_cannot_run_the_parents_loop(impl, new_loop):
+    loop = new_loop()
+    loop.run_until_complete(asyncio.sleep(0))
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what happened through the pipe, then exit
+        try:
+            coro = asyncio.sleep(0)
+            try:
+                loop.run_until_complete(coro)
+                verdict = b"ran"
+            except RuntimeError as exc:
+                coro.close()
+                verdict = b"refused" if "fork" in str(exc) else b"other"
+            with pytest.raises(RuntimeError):
+                loop.add_reader(read_end, lambda: None)
+            loop.close()
+            fresh = helpers.loop_factory("loopx")()
+            verdict += b" fresh=" + fresh.run_until_complete(asyncio.sleep(0, b"ok"))
+            fresh.close()
+            os.write(write_end, verdict)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    _, status = os.waitpid(pid, 0)
+    with os.fdopen(read_end, "rb") as f:
+        assert f.read() == b"refused fresh=ok"
+    assert os.waitstatus_to_exitcode(status) == 0
+    # The parent's loop is untouched by the child.
+    assert loop.run_until_complete(asyncio.sleep(0.01, "parent")) == "parent"
