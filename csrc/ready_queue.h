@@ -37,7 +37,7 @@ static int lx_rq_init(lx_ready_queue *q, Py_ssize_t cap)
 /* Double the capacity, unrolling the ring so that head becomes 0. */
 static int lx_rq_grow(lx_ready_queue *q)
 {
-    Py_ssize_t newcap = q->cap * 2;
+    Py_ssize_t newcap = q->cap ? q->cap * 2 : 16;
     PyObject **items;
     Py_ssize_t first;
 

@@ -83,7 +83,7 @@ static void lx_th_sift_down(lx_timer_heap *h, Py_ssize_t i)
 static int lx_th_push(lx_timer_heap *h, double when, PyObject *handle)
 {
     if (h->len == h->cap) {
-        Py_ssize_t newcap = h->cap * 2;
+        Py_ssize_t newcap = h->cap ? h->cap * 2 : 16;
         lx_timer *items;
         if (newcap > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(lx_timer)) {
             PyErr_NoMemory();

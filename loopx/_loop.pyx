@@ -186,23 +186,23 @@ cdef class Loop:
         self._release_native()
 
     cdef void _release_native(self) noexcept:
-        cdef Py_ssize_t fd
-        cdef PyObject *obj
+        cdef Py_ssize_t fd, cap
+        cdef FdWatch *fds
         lx_rq_free(&self._ready)
         lx_th_free(&self._timers)
-        if self._fds != NULL:
-            for fd in range(self._fds_cap):
-                obj = self._fds[fd].reader
-                self._fds[fd].reader = NULL
-                if obj != NULL:
-                    _lx_decref(obj)
-                obj = self._fds[fd].writer
-                self._fds[fd].writer = NULL
-                if obj != NULL:
-                    _lx_decref(obj)
-            PyMem_Free(self._fds)
-            self._fds = NULL
-            self._fds_cap = 0
+        # Detach the fd table before releasing its handles: a DECREF can run
+        # a finalizer that calls back into the loop.
+        fds = self._fds
+        cap = self._fds_cap
+        self._fds = NULL
+        self._fds_cap = 0
+        if fds != NULL:
+            for fd in range(cap):
+                if fds[fd].reader != NULL:
+                    _lx_decref(fds[fd].reader)
+                if fds[fd].writer != NULL:
+                    _lx_decref(fds[fd].writer)
+            PyMem_Free(fds)
         if self._events != NULL:
             PyMem_Free(self._events)
             self._events = NULL
@@ -287,6 +287,10 @@ cdef class Loop:
         return self._call_soon(callback, args, context)
 
     cdef Handle _call_soon(self, callback, args, context):
+        # Checked here, not only in call_soon(): transports schedule through
+        # this too, and a closed loop has no queue left to push to.
+        if self._closed:
+            self._check_closed()
         if context is None:
             context = PyContext_CopyCurrent()
         cdef Handle h = new_handle(self, callback, args, context)
@@ -322,6 +326,8 @@ cdef class Loop:
         return self._call_at(w, callback, args, context)
 
     cdef TimerHandle _call_at(self, double when, callback, args, context):
+        if self._closed:
+            self._check_closed()
         if context is None:
             context = PyContext_CopyCurrent()
         cdef TimerHandle h = new_timer_handle(self, when, callback, args, context)
@@ -415,8 +421,11 @@ cdef class Loop:
 
     def run_forever(self):
         """Run until stop() is called."""
+        # Setup outside the try: a refused run (already running, another loop
+        # running, closed) must not clean up the state of the run it refused
+        # to disturb (CPython gh-130145).
+        self._run_forever_setup()
         try:
-            self._run_forever_setup()
             while True:
                 self._run_once()
                 if self._stopping:
@@ -571,8 +580,6 @@ cdef class Loop:
         cdef epoll_event *events = <epoll_event *>self._events
         cdef int n, i, fd
         cdef uint32_t ev
-        cdef FdWatch *w
-        cdef Handle h
         if timeout_ns == 0:
             # A zero-timeout poll never blocks: keep the GIL.
             n = lx_epoll_wait_ns(self._epfd, events, self._events_cap, 0)
@@ -596,22 +603,19 @@ cdef class Loop:
             if fd == self._sig_rfd:
                 self._drain_signals()
                 continue
-            if fd >= self._fds_cap:
-                continue
-            w = &self._fds[fd]
+            # Index the table afresh for each use: _remove_watch can run
+            # Python code (finalizers) that grows and moves the table.
             # Errors and hang-ups wake both directions, as selectors do.
-            if ev & (EPOLLIN | EPOLLERR | EPOLLHUP) and w.reader != NULL:
-                h = <Handle>w.reader
-                if h._cancelled:
+            if ev & (EPOLLIN | EPOLLERR | EPOLLHUP) and fd < self._fds_cap and self._fds[fd].reader != NULL:
+                if (<Handle>self._fds[fd].reader)._cancelled:
                     self._remove_watch(fd, False)
                 else:
-                    lx_rq_push(&self._ready, w.reader)
-            if ev & (EPOLLOUT | EPOLLERR | EPOLLHUP) and w.writer != NULL:
-                h = <Handle>w.writer
-                if h._cancelled:
+                    lx_rq_push(&self._ready, self._fds[fd].reader)
+            if ev & (EPOLLOUT | EPOLLERR | EPOLLHUP) and fd < self._fds_cap and self._fds[fd].writer != NULL:
+                if (<Handle>self._fds[fd].writer)._cancelled:
                     self._remove_watch(fd, True)
                 else:
-                    lx_rq_push(&self._ready, w.writer)
+                    lx_rq_push(&self._ready, self._fds[fd].writer)
 
         if n == self._events_cap and self._events_cap < _MAX_EVENTS:
             # Every slot was used: more fds may be ready than we can see in
@@ -683,10 +687,14 @@ cdef class Loop:
         self._check_closed()
         self._check_same_process()
         self._check_callback(callback, "add_writer" if writer else "add_reader")
+        # Allocate before taking a pointer into the fd table: an allocation
+        # can run the garbage collector, whose finalizers may add watches and
+        # move the table.
+        cdef Handle h = new_handle(self, callback, args, PyContext_CopyCurrent())
         self._fd_grow(fd)
         cdef FdWatch *w = &self._fds[fd]
         self._fd_set_interest(fd, w.events | (EPOLLOUT if writer else EPOLLIN))
-        cdef Handle h = new_handle(self, callback, args, PyContext_CopyCurrent())
+        w = &self._fds[fd]
         _lx_incref(<PyObject *>h)
         if writer:
             old = w.writer

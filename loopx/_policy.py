@@ -64,11 +64,12 @@ def new_event_loop():
     return Loop()
 
 
-# 3.14 renamed the base policy with a leading underscore as part of deprecating
-# the policy system; both names have the same behaviour.
-_BasePolicy = getattr(asyncio.events, "_BaseDefaultEventLoopPolicy", None) or getattr(
-    asyncio.events, "BaseDefaultEventLoopPolicy"
-)
+# The standard Unix policy, so that everything a policy offers on this Python
+# (get_child_watcher on 3.11-3.13, ...) behaves as asyncio's; 3.14 renamed the
+# classes with a leading underscore while deprecating the policy system.
+_BasePolicy = (getattr(asyncio.unix_events, "_UnixDefaultEventLoopPolicy", None)
+               or getattr(asyncio.events, "_BaseDefaultEventLoopPolicy", None)
+               or asyncio.events.BaseDefaultEventLoopPolicy)
 
 
 class EventLoopPolicy(_BasePolicy):
