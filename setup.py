@@ -9,6 +9,7 @@ import os
 import sys
 
 from setuptools import Extension, setup
+from setuptools.dist import Distribution
 
 if sys.platform.startswith("linux"):
     poller_macros = [("LOOPX_POLL_EPOLL", "1")]
@@ -51,4 +52,12 @@ if extensions:
         force=debug,
     )
 
-setup(ext_modules=extensions)
+class BinaryDistribution(Distribution):
+    """A platform wheel even where no poller (so no extension) is built yet:
+    wheel tags must say which Python and OS a wheel is for."""
+
+    def has_ext_modules(self):
+        return True
+
+
+setup(ext_modules=extensions, distclass=BinaryDistribution)

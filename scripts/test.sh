@@ -31,7 +31,7 @@ for py in $pythons; do
     echo "=== loopx tests on $("$py" -c 'import sys; print(sys.version.split()[0])') ($venv)"
     [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
     "$venv/bin/python" -m pip install -q --disable-pip-version-check \
-        "Cython>=3.0.10" "setuptools>=68" wheel \
+        "Cython>=3.0.10" "setuptools>=77" wheel \
         "pytest>=8" pytest-timeout hypothesis trustme
     "$venv/bin/python" setup.py -q build_ext --inplace
     "$venv/bin/python" -m pytest "$@" || status=1
