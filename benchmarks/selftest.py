@@ -1,0 +1,66 @@
+"""Loops that misbehave on purpose, to prove the harness's verifiers work.
+
+Each is a ``module:factory`` usable with ``--loops``, e.g.
+
+    python -m benchmarks --loops asyncio,benchmarks.selftest:corrupting_loop \\
+        --workloads tcp_echo_protocol_1k
+
+and must come out FAILED, never with a number. tests/test_bench_harness.py
+runs them; they are in the package (not the tests) so the isolated child
+processes can import them.
+"""
+import asyncio
+
+
+class _CorruptingLoop(asyncio.SelectorEventLoop):
+    """Flips one byte in every 10th write of each socket transport.
+
+    Often enough that even a very short run hits it on every connection.
+    """
+
+    def _make_socket_transport(self, *args, **kwargs):
+        transport = super()._make_socket_transport(*args, **kwargs)
+        write = transport.write
+        writes = 0
+
+        def corrupting_write(data):
+            nonlocal writes
+            writes += 1
+            data = bytes(data)
+            if writes % 10 == 0 and data:
+                data = bytes([data[0] ^ 0xFF]) + data[1:]
+            write(data)
+
+        transport.write = corrupting_write
+        return transport
+
+
+class _DuplicatingLoop(asyncio.SelectorEventLoop):
+    """Runs every 5,000th ``call_soon`` callback twice."""
+
+    _calls = 0
+
+    def call_soon(self, callback, *args, context=None):
+        self._calls += 1
+        if self._calls % 5000 == 0:
+            super().call_soon(callback, *args, context=context)
+        return super().call_soon(callback, *args, context=context)
+
+
+class _UnimplementedLoop(asyncio.SelectorEventLoop):
+    """Has no servers yet, as loopx before its transports land."""
+
+    async def create_server(self, *args, **kwargs):
+        raise NotImplementedError("create_server: transports have not landed")
+
+
+def corrupting_loop():
+    return _CorruptingLoop()
+
+
+def duplicating_loop():
+    return _DuplicatingLoop()
+
+
+def unimplemented_loop():
+    return _UnimplementedLoop()
