@@ -84,7 +84,8 @@ cdef class SocketTransport:
         bint _eof                      # write_eof() called
         bint _paused                   # pause_reading() in effect
         Py_ssize_t _conn_lost
-        object _buffer                 # deque of bytes waiting to be sent
+        object _buffer                 # deque of bytes waiting to be sent (made on
+                                       # first use: an idle connection needs none)
         Py_ssize_t _buffer_offset      # bytes of _buffer[0] already sent
         Py_ssize_t _buffer_size        # unsent bytes in _buffer
         Py_ssize_t _high_water
@@ -111,7 +112,6 @@ cdef class SocketTransport:
                 self._extra["peername"] = sock.getpeername()
             except OSError:
                 self._extra["peername"] = None
-        self._buffer = collections.deque()
         self._high_water = _DEFAULT_HIGH_WATER
         self._low_water = _DEFAULT_HIGH_WATER // 4
         self.set_protocol(protocol)
@@ -314,6 +314,8 @@ cdef class SocketTransport:
                 if n == view.len:
                     return
                 self._loop._add_watch(self._sock_fd, True, self._write_ready, None)
+                if self._buffer is None:
+                    self._buffer = collections.deque()
                 if type(data) is bytes:
                     # Immutable: queue it as is and remember where we are.
                     self._buffer.append(data)
@@ -339,6 +341,8 @@ cdef class SocketTransport:
             for data in list_of_data:
                 self.write(data)
             return
+        if self._buffer is None:
+            self._buffer = collections.deque()
         for data in list_of_data:
             if not isinstance(data, (bytes, bytearray, memoryview)):
                 raise TypeError(f"data argument must be a bytes-like object, "

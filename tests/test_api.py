@@ -1,0 +1,45 @@
+"""The loop's public surface: every AbstractEventLoop method, callable the
+same way as asyncio's (parameter names, kinds and defaults)."""
+import asyncio
+import inspect
+
+import pytest
+
+PUBLIC_METHODS = sorted(
+    name for name, value in vars(asyncio.AbstractEventLoop).items()
+    if not name.startswith("_") and callable(value)
+)
+
+
+def test_loop_is_an_abstract_event_loop(loop):
+    assert isinstance(loop, asyncio.AbstractEventLoop)
+
+
+def _parameters(fn):
+    """(name, kind, default) of each parameter, without 'self'."""
+    params = list(inspect.signature(fn).parameters.values())
+    if params and params[0].name == "self":
+        params = params[1:]
+    return [(p.name, p.kind, p.default) for p in params]
+
+
+@pytest.mark.parametrize("name", PUBLIC_METHODS)
+def test_method_is_implemented_with_asyncio_signature(loop, name):
+    """Implemented (not AbstractEventLoop's NotImplementedError stub), and
+    callable the way asyncio's loop is: same parameter names, kinds, defaults."""
+    method = getattr(type(loop), name)
+    stub = method is getattr(asyncio.AbstractEventLoop, name)
+    assert not stub, f"{type(loop).__name__}.{name} is AbstractEventLoop's NotImplementedError stub"
+    assert _parameters(method) == _parameters(getattr(asyncio.SelectorEventLoop, name))
+
+
+def test_slow_callback_duration_is_settable(loop):
+    loop.slow_callback_duration = 0.25
+    assert loop.slow_callback_duration == 0.25
+
+
+def test_repr_tells_the_state(loop):
+    text = repr(loop)
+    assert "running=False" in text and "closed=False" in text
+    loop.close()
+    assert "closed=True" in repr(loop)

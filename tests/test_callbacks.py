@@ -1,0 +1,247 @@
+"""call_soon and Handle: ordering, iteration boundaries, cancellation, contexts."""
+import asyncio
+import contextvars
+import weakref
+
+import pytest
+
+import helpers
+
+var = contextvars.ContextVar("var", default="unset")
+
+
+def test_call_soon_runs_callbacks_in_fifo_order(loop):
+    order = []
+    for i in range(1000):
+        loop.call_soon(order.append, i)
+    helpers.run_once(loop)
+    assert order == list(range(1000))
+
+
+def test_call_soon_passes_positional_args(loop):
+    seen = []
+    loop.call_soon(lambda *args: seen.append(args), 1, "two", None, (3,))
+    helpers.run_once(loop)
+    assert seen == [(1, "two", None, (3,))]
+
+
+def test_call_soon_returns_a_handle(loop, impl):
+    handle = loop.call_soon(lambda: None)
+    if impl == "asyncio":
+        assert isinstance(handle, asyncio.Handle)
+    else:  # loopx's handles are native; they are Handles by name and interface
+        assert type(handle).__name__ == "Handle"
+    assert callable(handle.cancel)
+    assert not handle.cancelled()
+    helpers.run_once(loop)
+
+
+def test_callback_scheduled_during_an_iteration_runs_in_the_next_one(loop):
+    order = []
+
+    def first():
+        order.append("first")
+        loop.call_soon(order.append, "scheduled-by-first")
+
+    loop.call_soon(first)
+    loop.call_soon(order.append, "second")
+    helpers.run_once(loop)
+    # Only what was ready when the iteration began ran.
+    assert order == ["first", "second"]
+    helpers.run_once(loop)
+    assert order == ["first", "second", "scheduled-by-first"]
+
+
+def test_stop_inside_a_callback_lets_the_iteration_finish(loop):
+    order = []
+
+    def stopper():
+        order.append("stopper")
+        loop.stop()
+        loop.call_soon(order.append, "next-iteration")
+
+    loop.call_soon(stopper)
+    loop.call_soon(order.append, "same-iteration")
+    assert helpers.run_forever(loop)
+    assert order == ["stopper", "same-iteration"]
+    helpers.run_once(loop)
+    assert order == ["stopper", "same-iteration", "next-iteration"]
+
+
+def test_self_rescheduling_callback_does_not_starve_timers(loop):
+    spins = []
+
+    def spin():
+        spins.append(None)
+        loop.call_soon(spin)
+
+    loop.call_soon(spin)
+    loop.call_later(0.05, loop.stop)
+    assert helpers.run_forever(loop), "a timer never fired behind a busy ready queue"
+    assert len(spins) > 1
+
+
+def test_cancelled_handle_does_not_run(loop):
+    ran = []
+    keep = loop.call_soon(ran.append, "kept")
+    drop = loop.call_soon(ran.append, "dropped")
+    drop.cancel()
+    assert drop.cancelled()
+    assert not keep.cancelled()
+    helpers.run_once(loop)
+    assert ran == ["kept"]
+
+
+def test_cancel_twice_and_after_running_is_harmless(loop):
+    ran = []
+    handle = loop.call_soon(ran.append, 1)
+    helpers.run_once(loop)
+    assert ran == [1]
+    handle.cancel()
+    handle.cancel()
+    assert handle.cancelled()
+    helpers.run_once(loop)
+    assert ran == [1]
+
+
+def test_callback_cancelling_a_later_callback_of_the_same_iteration(loop):
+    ran = []
+    handles = []
+    loop.call_soon(lambda: handles[0].cancel())
+    handles.append(loop.call_soon(ran.append, "victim"))
+    loop.call_soon(ran.append, "after")
+    helpers.run_once(loop)
+    assert ran == ["after"]
+
+
+def test_callback_runs_in_a_copy_of_the_scheduling_context(loop):
+    seen = []
+
+    def callback():
+        seen.append(var.get())
+        var.set("changed-in-callback")
+
+    token = var.set("outer")
+    try:
+        loop.call_soon(callback)
+        var.set("changed-after-scheduling")
+        helpers.run_once(loop)
+        assert seen == ["outer"]
+        assert var.get() == "changed-after-scheduling"
+    finally:
+        var.reset(token)
+
+
+def test_call_soon_with_context_runs_in_that_context(loop):
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "in-ctx")
+    seen = []
+
+    def callback(tag):
+        seen.append((tag, var.get()))
+        var.set("set-by-callback")
+
+    loop.call_soon(callback, "a", context=ctx)
+    helpers.run_once(loop)
+    assert seen == [("a", "in-ctx")]
+    # The callback ran *in* ctx, not in a copy of it.
+    assert ctx[var] == "set-by-callback"
+    assert var.get() == "unset"
+
+
+@pytest.mark.skipif(not helpers.PY312, reason="Handle.get_context() is new in Python 3.12")
+def test_handle_get_context(loop):
+    ctx = contextvars.copy_context()
+    explicit = loop.call_soon(lambda: None, context=ctx)
+    assert explicit.get_context() is ctx
+    implicit = loop.call_soon(lambda: None)
+    assert isinstance(implicit.get_context(), contextvars.Context)
+    timer = loop.call_later(0, lambda: None, context=ctx)
+    assert timer.get_context() is ctx
+    helpers.run_once(loop)
+
+
+def test_handle_repr_names_the_callback(loop):
+    def a_distinctive_callback_name():
+        pass
+
+    handle = loop.call_soon(a_distinctive_callback_name)
+    assert "a_distinctive_callback_name" in repr(handle)
+    handle.cancel()
+    assert "cancelled" in repr(handle)
+    helpers.run_once(loop)
+
+
+def test_many_callbacks_in_one_iteration(loop):
+    count = [0]
+
+    def bump():
+        count[0] += 1
+
+    for _ in range(100_000):
+        loop.call_soon(bump)
+    helpers.run_once(loop)
+    assert count[0] == 100_000
+
+
+def test_callback_scheduling_chain_runs_one_step_per_iteration(loop):
+    steps = []
+
+    def step(n):
+        steps.append(n)
+        if n < 4:
+            loop.call_soon(step, n + 1)
+
+    loop.call_soon(step, 0)
+    for expected in range(5):
+        helpers.run_once(loop)
+        assert steps == list(range(expected + 1))
+
+
+def test_callback_arguments_are_released_after_running(loop):
+    payload = helpers.Payload()
+    ref = weakref.ref(payload)
+    loop.call_soon(lambda p: None, payload)
+    del payload
+    helpers.run_once(loop)
+    assert helpers.released(ref)
+
+
+def test_cancelled_callback_releases_its_arguments(loop):
+    payload = helpers.Payload()
+    ref = weakref.ref(payload)
+    handle = loop.call_soon(lambda p: None, payload)
+    handle.cancel()
+    del payload
+    helpers.run_once(loop)
+    assert helpers.released(ref)
+
+
+def test_cancelled_timer_releases_its_arguments_before_its_deadline(loop):
+    payload = helpers.Payload()
+    ref = weakref.ref(payload)
+    timer = loop.call_later(3600, lambda p: None, payload)
+    timer.cancel()
+    del payload
+    assert helpers.released(ref)
+
+
+def test_fired_timer_releases_its_arguments(loop):
+    payload = helpers.Payload()
+    ref = weakref.ref(payload)
+    loop.call_later(0, lambda p: None, payload)
+    del payload
+    loop.call_later(0.01, loop.stop)
+    assert helpers.run_forever(loop)
+    assert helpers.released(ref)
+
+
+def test_closed_loop_releases_pending_callbacks(loop):
+    payloads = [helpers.Payload() for _ in range(3)]
+    refs = [weakref.ref(p) for p in payloads]
+    loop.call_soon(lambda p: None, payloads[0])
+    loop.call_later(3600, lambda p: None, payloads[1])
+    loop.call_soon_threadsafe(lambda p: None, payloads[2])
+    del payloads
+    loop.close()
+    assert all(helpers.released(r) for r in refs)

@@ -1,0 +1,458 @@
+"""The loop's low-level socket methods (sock_*) over real sockets."""
+import asyncio
+import hashlib
+import io
+import socket
+import tempfile
+
+import pytest
+
+import helpers
+
+BIG = 10 * 1024 * 1024
+
+
+def test_sock_recv_and_sendall_over_a_socketpair(loop):
+    a, b = helpers.socketpair()
+    with a, b:
+
+        async def main():
+            await loop.sock_sendall(a, b"hello")
+            return await loop.sock_recv(b, 100)
+
+        assert helpers.run(loop, main()) == b"hello"
+
+
+def test_sock_recv_waits_for_data(loop):
+    a, b = helpers.socketpair()
+    with a, b:
+
+        async def main():
+            loop.call_later(0.05, a.send, b"late")
+            return await loop.sock_recv(b, 100)
+
+        assert helpers.run(loop, main()) == b"late"
+
+
+@pytest.mark.parametrize("transport", ["unix", "tcp"])
+def test_large_transfer_with_sha256(loop, transport):
+    payload = helpers.pattern_bytes(BIG)
+
+    async def main():
+        if transport == "unix":
+            a, b = helpers.socketpair()
+        else:
+            a, b = await helpers.tcp_pair(loop)
+        with a, b:
+
+            async def sender():
+                await loop.sock_sendall(a, payload)
+                a.shutdown(socket.SHUT_WR)
+
+            async def receiver():
+                digest = hashlib.sha256()
+                total = 0
+                while True:
+                    chunk = await loop.sock_recv(b, 256 * 1024)
+                    if not chunk:
+                        return total, digest.hexdigest()
+                    total += len(chunk)
+                    digest.update(chunk)
+
+            _, received = await asyncio.gather(sender(), receiver())
+            return received
+
+    total, digest = helpers.run(loop, main())
+    assert total == BIG
+    assert digest == hashlib.sha256(payload).hexdigest()
+
+
+def test_large_transfer_with_sock_recv_into(loop):
+    payload = helpers.pattern_bytes(BIG, seed=1)
+
+    async def main():
+        a, b = await helpers.tcp_pair(loop)
+        with a, b:
+            buf = bytearray(BIG)
+            view = memoryview(buf)
+
+            async def receiver():
+                pos = 0
+                while pos < BIG:
+                    n = await loop.sock_recv_into(b, view[pos:])
+                    if n == 0:
+                        break
+                    pos += n
+                return pos
+
+            _, got = await asyncio.gather(loop.sock_sendall(a, payload), receiver())
+            return got, bytes(buf)
+
+    got, data = helpers.run(loop, main())
+    assert got == BIG
+    assert hashlib.sha256(data).digest() == hashlib.sha256(payload).digest()
+
+
+def test_sock_recv_into_a_bytearray(loop):
+    a, b = helpers.socketpair()
+    with a, b:
+
+        async def main():
+            buf = bytearray(10)
+            a.send(b"abc")
+            n = await loop.sock_recv_into(b, buf)
+            return n, bytes(buf[:n])
+
+        assert helpers.run(loop, main()) == (3, b"abc")
+
+
+def test_peer_close_gives_empty_bytes(loop):
+    a, b = helpers.socketpair()
+    with b:
+
+        async def main():
+            loop.call_later(0.02, a.close)
+            first = await loop.sock_recv(b, 10)
+            buf = bytearray(4)
+            second = await loop.sock_recv_into(b, buf)
+            return first, second
+
+        assert helpers.run(loop, main()) == (b"", 0)
+    a.close()
+
+
+def test_sock_sendall_to_a_closed_peer(loop):
+    a, b = helpers.socketpair()
+    with a:
+        b.close()
+
+        async def main():
+            with pytest.raises(OSError):
+                await loop.sock_sendall(a, b"x" * BIG)
+
+        helpers.run(loop, main())
+
+
+def test_sock_sendall_empty(loop):
+    a, b = helpers.socketpair()
+    with a, b:
+        assert helpers.run(loop, loop.sock_sendall(a, b"")) is None
+
+
+def test_sock_sendall_accepts_buffers(loop):
+    a, b = helpers.socketpair()
+    with a, b:
+
+        async def main():
+            await loop.sock_sendall(a, bytearray(b"ab"))
+            await loop.sock_sendall(a, memoryview(b"cdef")[1:3])
+            return await helpers.read_exactly(loop, b, 4)
+
+        assert helpers.run(loop, main()) == b"abde"
+
+
+def test_sock_connect_and_accept(loop):
+    async def main():
+        with helpers.tcp_listener() as listener, helpers.nonblocking_tcp() as client:
+            connect = asyncio.ensure_future(loop.sock_connect(client, listener.getsockname()))
+            conn, addr = await loop.sock_accept(listener)
+            with conn:
+                assert await connect is None
+                assert addr == client.getsockname()
+                assert conn.gettimeout() == 0  # accepted sockets are non-blocking
+                await loop.sock_sendall(conn, b"from server")
+                return await loop.sock_recv(client, 100)
+
+    assert helpers.run(loop, main()) == b"from server"
+
+
+def test_sock_accept_waits_for_a_client(loop):
+    async def main():
+        with helpers.tcp_listener() as listener:
+            addr = listener.getsockname()
+            client = socket.socket()
+            loop.call_later(0.05, client.connect, addr)
+            try:
+                conn, _ = await loop.sock_accept(listener)
+                conn.close()
+            finally:
+                client.close()
+            return True
+
+    assert helpers.run(loop, main())
+
+
+def test_sock_connect_to_localhost_resolves(loop):
+    async def main():
+        with helpers.tcp_listener("127.0.0.1") as listener, helpers.nonblocking_tcp() as client:
+            port = listener.getsockname()[1]
+            accept = asyncio.ensure_future(loop.sock_accept(listener))
+            await loop.sock_connect(client, ("localhost", port))
+            conn, _ = await accept
+            conn.close()
+            return client.getpeername(), port
+
+    peer, port = helpers.run(loop, main())
+    assert peer == ("127.0.0.1", port)
+
+
+def test_sock_connect_refused(loop):
+    # A bound but not listening socket: connecting to its port is refused,
+    # and nothing else can take the port while we hold it.
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        addr = holder.getsockname()
+
+        async def main():
+            with helpers.nonblocking_tcp() as client:
+                with pytest.raises(ConnectionRefusedError):
+                    await loop.sock_connect(client, addr)
+
+        helpers.run(loop, main())
+
+
+def test_sock_connect_unix(loop, tmp_path):
+    path = str(tmp_path / "sock")
+
+    async def main():
+        with socket.socket(socket.AF_UNIX) as listener, socket.socket(socket.AF_UNIX) as client:
+            listener.bind(path)
+            listener.listen()
+            listener.setblocking(False)
+            client.setblocking(False)
+            accept = asyncio.ensure_future(loop.sock_accept(listener))
+            await loop.sock_connect(client, path)
+            conn, _ = await accept
+            with conn:
+                await loop.sock_sendall(client, b"unix")
+                return await loop.sock_recv(conn, 10)
+
+    assert helpers.run(loop, main()) == b"unix"
+
+
+@pytest.mark.parametrize(
+    "method, args",
+    [
+        ("sock_recv", (1,)),
+        ("sock_recv_into", (bytearray(1),)),
+        ("sock_sendall", (b"x",)),
+        ("sock_accept", ()),
+        ("sock_connect", (("127.0.0.1", 1),)),
+    ],
+)
+def test_blocking_socket_is_rejected_in_debug_mode(loop, method, args):
+    """asyncio checks the socket is non-blocking in debug mode."""
+    loop.set_debug(True)
+    with socket.socket() as blocking:
+        assert blocking.gettimeout() is None
+
+        async def main():
+            with pytest.raises(ValueError):
+                await getattr(loop, method)(blocking, *args)
+
+        helpers.run(loop, main())
+
+
+def test_cancelled_sock_recv_removes_its_reader(loop):
+    a, b = helpers.socketpair()
+    with a, b:
+
+        async def main():
+            pending = asyncio.ensure_future(loop.sock_recv(b, 100))
+            await asyncio.sleep(0.01)
+            assert not pending.done()
+            pending.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await pending
+            await asyncio.sleep(0)
+            # Nothing is left watching the fd.
+            assert loop.remove_reader(b) is False
+            # And the socket works for the next receive.
+            a.send(b"after cancel")
+            return await loop.sock_recv(b, 100)
+
+        assert helpers.run(loop, main()) == b"after cancel"
+
+
+def test_cancelled_sock_accept_removes_its_reader(loop):
+    async def main():
+        with helpers.tcp_listener() as listener:
+            pending = asyncio.ensure_future(loop.sock_accept(listener))
+            await asyncio.sleep(0.01)
+            pending.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await pending
+            await asyncio.sleep(0)
+            return loop.remove_reader(listener)
+
+    assert helpers.run(loop, main()) is False
+
+
+def test_cancelled_sock_sendall_removes_its_writer(loop):
+    a, b = helpers.socketpair()
+    with a, b:
+
+        async def main():
+            pending = asyncio.ensure_future(loop.sock_sendall(a, b"x" * BIG))
+            await asyncio.sleep(0.02)
+            assert not pending.done()  # nobody reads: the buffer is full
+            pending.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await pending
+            await asyncio.sleep(0)
+            return loop.remove_writer(a)
+
+        assert helpers.run(loop, main()) is False
+
+
+def test_sock_recv_timeout_via_wait_for(loop):
+    a, b = helpers.socketpair()
+    with a, b:
+
+        async def main():
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(loop.sock_recv(b, 10), 0.05)
+            a.send(b"ok")
+            return await loop.sock_recv(b, 10)
+
+        assert helpers.run(loop, main()) == b"ok"
+
+
+# -- UDP ----------------------------------------------------------------------
+
+def test_sock_sendto_and_recvfrom(loop):
+    async def main():
+        with helpers.udp_socket() as rx, helpers.udp_socket() as tx:
+            sent = await loop.sock_sendto(tx, b"datagram", rx.getsockname())
+            data, addr = await loop.sock_recvfrom(rx, 100)
+            return sent, data, addr, tx.getsockname()
+
+    sent, data, addr, tx_addr = helpers.run(loop, main())
+    assert sent == 8
+    assert data == b"datagram"
+    assert addr == tx_addr
+
+
+def test_sock_recvfrom_into(loop):
+    async def main():
+        with helpers.udp_socket() as rx, helpers.udp_socket() as tx:
+            loop.call_later(0.02, tx.sendto, b"0123456789", rx.getsockname())
+            buf = bytearray(32)
+            nbytes, addr = await loop.sock_recvfrom_into(rx, buf)
+            loop.call_later(0.0, tx.sendto, b"abcdef", rx.getsockname())
+            small = bytearray(32)
+            n2, _ = await loop.sock_recvfrom_into(rx, small, 3)
+            return nbytes, bytes(buf[:nbytes]), addr == tx.getsockname(), n2, bytes(small[:n2])
+
+    assert helpers.run(loop, main()) == (10, b"0123456789", True, 3, b"abc")
+
+
+def test_udp_many_datagrams_keep_boundaries(loop):
+    async def main():
+        with helpers.udp_socket() as rx, helpers.udp_socket() as tx:
+            for i in range(100):
+                await loop.sock_sendto(tx, str(i).encode(), rx.getsockname())
+            got = []
+            for _ in range(100):
+                data, _ = await loop.sock_recvfrom(rx, 100)
+                got.append(data)
+            return got
+
+    assert helpers.run(loop, main()) == [str(i).encode() for i in range(100)]
+
+
+def test_cancelled_sock_recvfrom_removes_its_reader(loop):
+    async def main():
+        with helpers.udp_socket() as rx:
+            pending = asyncio.ensure_future(loop.sock_recvfrom(rx, 10))
+            await asyncio.sleep(0.01)
+            pending.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await pending
+            await asyncio.sleep(0)
+            return loop.remove_reader(rx)
+
+    assert helpers.run(loop, main()) is False
+
+
+# -- sendfile -----------------------------------------------------------------
+
+def _temp_file_with(data):
+    f = tempfile.TemporaryFile()
+    f.write(data)
+    f.seek(0)
+    return f
+
+
+@pytest.mark.parametrize(
+    "offset, count", [(0, None), (1000, None), (12345, 100_000), (0, 1), (5000, 64 * 1024 * 1024)]
+)
+def test_sock_sendfile_of_a_real_file(loop, offset, count):
+    payload = helpers.pattern_bytes(3 * 1024 * 1024 + 17, seed=2)
+    expected = payload[offset:] if count is None else payload[offset:offset + count]
+
+    async def main():
+        a, b = await helpers.tcp_pair(loop)
+        with a, b, _temp_file_with(payload) as f:
+
+            async def send():
+                sent = await loop.sock_sendfile(a, f, offset, count)
+                a.shutdown(socket.SHUT_WR)
+                return sent
+
+            sent, received = await asyncio.gather(send(), helpers.read_exactly(loop, b, len(payload) + 1))
+            return sent, received, f.tell()
+
+    sent, received, position = helpers.run(loop, main())
+    assert sent == len(expected)
+    assert hashlib.sha256(received).digest() == hashlib.sha256(expected).digest()
+    assert position == offset + len(expected)
+
+
+def test_sock_sendfile_falls_back_for_non_files(loop):
+    payload = b"in-memory file " * 1000
+
+    async def main():
+        a, b = await helpers.tcp_pair(loop)
+        with a, b:
+
+            async def send():
+                sent = await loop.sock_sendfile(a, io.BytesIO(payload))
+                a.shutdown(socket.SHUT_WR)
+                return sent
+
+            return await asyncio.gather(send(), helpers.read_exactly(loop, b, len(payload) + 1))
+
+    sent, received = helpers.run(loop, main())
+    assert sent == len(payload)
+    assert received == payload
+
+
+def test_sock_sendfile_without_fallback_for_non_files(loop):
+    async def main():
+        a, b = await helpers.tcp_pair(loop)
+        with a, b:
+            with pytest.raises(asyncio.SendfileNotAvailableError):
+                await loop.sock_sendfile(a, io.BytesIO(b"x"), fallback=False)
+
+    helpers.run(loop, main())
+
+
+def test_sock_sendfile_rejects_datagram_sockets(loop):
+    async def main():
+        with helpers.udp_socket() as udp, _temp_file_with(b"data") as f:
+            with pytest.raises(ValueError):
+                await loop.sock_sendfile(udp, f)
+
+    helpers.run(loop, main())
+
+
+@pytest.mark.parametrize("content, offset", [(b"", 0), (b"short", 100)], ids=["empty-file", "offset-past-end"])
+def test_sock_sendfile_with_nothing_to_send(loop, content, offset):
+    async def main():
+        a, b = await helpers.tcp_pair(loop)
+        with a, b, _temp_file_with(content) as f:
+            sent = await loop.sock_sendfile(a, f, offset)
+            return sent, f.tell()
+
+    assert helpers.run(loop, main()) == (0, 0)
