@@ -30,6 +30,11 @@ PROMPT = 5.0
 # there so a broken implementation fails instead of hanging.
 SAFETY = 30.0
 
+# What a new loop's get_debug() starts as, by asyncio's rule: on under
+# `-X dev` (as the debug CI job runs) or PYTHONASYNCIODEBUG.
+DEBUG_BY_DEFAULT = bool(sys.flags.dev_mode or (
+    not sys.flags.ignore_environment and os.environ.get("PYTHONASYNCIODEBUG")))
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 PY312 = sys.version_info >= (3, 12)

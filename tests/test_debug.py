@@ -27,7 +27,7 @@ def _debug_in_subprocess(impl, *args, env=None):
 
 
 def test_set_debug_and_get_debug(loop):
-    assert loop.get_debug() is False
+    assert loop.get_debug() is helpers.DEBUG_BY_DEFAULT
     loop.set_debug(True)
     assert loop.get_debug() is True
     loop.set_debug(False)
@@ -77,6 +77,7 @@ def test_fast_callback_is_not_logged_as_slow(loop, caplog):
 
 def test_slow_callback_not_logged_without_debug(loop, caplog):
     caplog.set_level(logging.WARNING, logger="asyncio")
+    loop.set_debug(False)
     loop.slow_callback_duration = 0.01
     loop.call_soon(time.sleep, 0.05)
     helpers.run_once(loop)
@@ -165,6 +166,7 @@ def test_source_traceback_in_the_default_handler_log(loop, caplog):
 
 
 def test_no_source_traceback_without_debug(loop):
+    loop.set_debug(False)
     contexts = []
     loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
 

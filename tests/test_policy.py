@@ -209,7 +209,7 @@ def test_loopx_run(impl):
     loopx = helpers.import_loopx()
     loop, debug, in_task = loopx.run(_describe_running_loop())
     assert isinstance(loop, loopx.Loop)
-    assert debug is False
+    assert debug is helpers.DEBUG_BY_DEFAULT
     assert in_task
     assert loop.is_closed()
 

@@ -251,8 +251,6 @@ def test_writes_after_connection_lost_are_dropped_quietly(loop, caplog):
 
 def test_peer_reset_reaches_connection_lost(loop):
     async def main():
-        lost = loop.create_future()
-
         class ResetOnConnect(asyncio.Protocol):
             def connection_made(self, transport):
                 sock = transport.get_extra_info("socket")
