@@ -1079,7 +1079,7 @@ def _format_handle(Handle h):
 
 include "errors.pxi"
 include "executor.pxi"
-include "sockets.pxi"
 include "stream.pxi"
+include "sockets.pxi"
 include "process.pxi"
 include "signals.pxi"

@@ -66,13 +66,36 @@ def _sock_unwatch(Loop loop, fd, writer, Handle handle, fut):
         loop._remove_watch(fd, writer)
 
 
+cdef object _recv_now(Loop loop, int fd, Py_ssize_t n):
+    """One recv() of at most n bytes: the bytes, or _PENDING if it would
+    block.  Through the loop's receive buffer: no exception object for the
+    common would-block case and no oversized bytes to shrink."""
+    cdef char *buf = loop._recv_buffer()
+    cdef ssize_t got = recv(fd, buf, <size_t>n, 0)
+    if got < 0:
+        if _would_block(errno):
+            return _PENDING
+        raise _errno_error()
+    return PyBytes_FromStringAndSize(buf, got)
+
+
+def _recv_attempt(Loop loop, sock, Py_ssize_t n):
+    return _recv_now(loop, sock.fileno(), n)
+
+
 async def _sock_recv(Loop loop, sock, n):
     _check_socket(sock)
-    try:
-        return sock.recv(n)
-    except _WOULD_BLOCK:
-        pass
-    return await _sock_wait(loop, sock, False, sock.recv, (n,))
+    if not 0 <= n <= _RECV_SIZE:
+        # Negative sizes get socket's own error; huge reads its own path.
+        try:
+            return sock.recv(n)
+        except _WOULD_BLOCK:
+            pass
+        return await _sock_wait(loop, sock, False, sock.recv, (n,))
+    data = _recv_now(loop, sock.fileno(), n)
+    if data is not _PENDING:
+        return data
+    return await _sock_wait(loop, sock, False, _recv_attempt, (loop, sock, n))
 
 
 async def _sock_recv_into(Loop loop, sock, buf):
