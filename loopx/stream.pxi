@@ -516,7 +516,9 @@ cdef class SocketTransport:
             self._sock.close()
             self._sock = None
             self._protocol = None
-            self._loop = None
+            # _loop stays: it is a typed field that late calls dereference
+            # (asyncio drops it to break cycles; the loop holds no strong
+            # reference to a closed transport, so there is none to break).
             server = self._server
             if server is not None:
                 if _PY313:

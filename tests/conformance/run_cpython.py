@@ -159,6 +159,16 @@ def _install_loop(kind):
     return factory
 
 
+# Test classes replaced by a rebound copy.  They stay in the module's
+# namespace (test bodies refer to them by name, e.g. isinstance(self,
+# SubprocessFastWatcherTests)), but their tests are not run.
+_DROPPED = set()
+
+
+def _drop(cls):
+    _DROPPED.add(cls)
+
+
 def _rebind_create_event_loop(mod, factory, template, mixins):
     """Replace the selector-bound classes of ``mod`` by one bound to ``factory``.
 
@@ -176,7 +186,7 @@ def _rebind_create_event_loop(mod, factory, template, mixins):
     for name, obj in list(vars(mod).items()):
         if (isinstance(obj, type) and issubclass(obj, unittest.TestCase)
                 and "create_event_loop" in vars(obj)):
-            delattr(mod, name)
+            _drop(obj)
     bases = tuple(getattr(mod, m) for m in mixins) + (test_utils.TestCase,)
     new_name = template.replace("Select", "Target")
     cls = type(new_name, bases, {
@@ -197,7 +207,7 @@ def _rebind_new_loop(mod, factory):
             continue
         if "Proactor" in name:
             continue  # skipped on non-Windows anyway
-        delattr(mod, name)
+        _drop(obj)
         new_name = name.replace("Selector", "Target")
         setattr(mod, new_name, type(new_name, (obj,), {
             "new_loop": lambda self: factory(),
@@ -225,7 +235,7 @@ def _rebind_selector_setup(mod, factory, class_names):
                                    lambda *a, **k: factory()):
                 _orig.setUp(self)
 
-        delattr(mod, name)
+        _drop(orig)
         new_name = name.replace("Selector", "Target")
         setattr(mod, new_name, type(new_name, (orig,), {
             "setUp": setUp,
@@ -334,6 +344,48 @@ def _adapt_pep492(mod, factory):
     mod.BaseTest.setUp = setUp
 
 
+def _rebind_subprocess(mod, factory):
+    """test_subprocess: one class on the loop under test replaces the watcher ones.
+
+    CPython runs SubprocessMixin once per child watcher (threaded, safe, fast,
+    pidfd), each attached to a standard loop.  Watchers are the standard
+    loop's machinery; the loop under test reaps its own children (asyncio's
+    default policy picks a watcher by itself), so the bodies run once.
+    """
+    import asyncio
+    import warnings
+    from test.test_asyncio import utils as test_utils
+
+    watcher_mixin = getattr(mod, "SubprocessWatcherMixin", None)
+    if watcher_mixin is None:
+        return
+    for name, obj in list(vars(mod).items()):
+        if isinstance(obj, type) and obj is not watcher_mixin and issubclass(obj, watcher_mixin):
+            _drop(obj)
+
+    def setUp(self):
+        test_utils.TestCase.setUp(self)
+        self.loop = factory()
+        self.set_event_loop(self.loop)
+        # A test before may have left a (mock) child watcher installed; the
+        # watcher classes replaced their own in setUp.  None makes the
+        # standard policy pick its default again.
+        policy = asyncio.get_event_loop_policy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            try:
+                policy.set_child_watcher(None)
+            except (AttributeError, NotImplementedError):
+                pass
+
+    setattr(mod, "TargetSubprocessTests", type(
+        "TargetSubprocessTests", (mod.SubprocessMixin, test_utils.TestCase), {
+            "setUp": setUp,
+            "__module__": mod.__name__,
+            "__qualname__": "TargetSubprocessTests",
+        }))
+
+
 def _adapt_module(mod, factory, kind):
     short = mod.__name__.rsplit(".", 1)[-1]
     if os.environ.get("LOOPX_CONFORMANCE_REAL_TESTLOOP", "1") == "1":
@@ -366,6 +418,8 @@ def _adapt_module(mod, factory, kind):
         ])
     elif short == "test_runners":
         _adapt_runners(mod, factory)
+    elif short == "test_subprocess":
+        _rebind_subprocess(mod, factory)
 
 
 def _patch_test_utils():
@@ -588,6 +642,8 @@ def worker_main(args):
     suite = unittest.defaultTestLoader.loadTestsFromModule(mod)
     selected = []
     for test in _iter_tests(suite, unittest):
+        if type(test) in _DROPPED:
+            continue
         tid = short_id(test.id())
         if tid in skip_ids:
             continue
