@@ -101,7 +101,6 @@ cdef class Loop:
         # transports: fd -> live transport (weak), for _ensure_fd_no_transport
         public object _transports
         public dict _unix_server_sockets  # 3.13 create_unix_server(cleanup_socket=)
-        char *_recv_buf                   # shared by stream transports' reads
 
         object _exception_handler
         object _task_factory
@@ -130,4 +129,3 @@ cdef class Loop:
     cdef Handle _add_watch(self, object fileobj, bint writer, callback, args)
     cdef bint _remove_watch(self, object fileobj, bint writer) except -1
     cdef void _release_native(self) noexcept
-    cdef char *_recv_buffer(self) except NULL

@@ -19,7 +19,7 @@ from cpython.object cimport PyObject, PyTypeObject, traverseproc, visitproc, Py_
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from libc.errno cimport errno, EINTR, EAGAIN, ENOENT, EEXIST, EBADF
 from libc.stdint cimport int64_t, uint32_t, uint64_t
-from libc.string cimport strerror, memset
+from libc.string cimport memset
 from libc.math cimport ceil
 
 import asyncio
@@ -88,7 +88,6 @@ cdef double _CLOCK_RESOLUTION = 1e-9                    # CLOCK_MONOTONIC on Lin
 cdef int _DEBUG_STACK_DEPTH = 10                        # asyncio.constants.DEBUG_STACK_DEPTH
 cdef int _MAX_EVENTS = 4096
 cdef enum:
-    _RECV_SIZE = 262144    # stream transports read at most this per readiness (asyncio's max_size)
     _MAX_IOV = 64          # buffers per sendmsg(); plenty to fill a socket buffer
 # While callbacks are ready, poll for I/O at most this often (see _run_once).
 cdef int64_t _BUSY_POLL_INTERVAL_NS = 50000
@@ -119,6 +118,11 @@ def _after_fork_in_child():
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+cdef object _os_error(int err):
+    """The OSError for errno err; OSError picks the subclass (ConnectionResetError, ...)."""
+    return OSError(err, os.strerror(err))
 
 
 def _debug_from_environment():
@@ -161,16 +165,16 @@ cdef class Loop:
             raise MemoryError()
         self._epfd = epoll_create1(EPOLL_CLOEXEC)
         if self._epfd < 0:
-            raise OSError(errno, strerror(errno))
+            raise _os_error(errno)
         self._wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)
         if self._wake_fd < 0:
-            raise OSError(errno, strerror(errno))
+            raise _os_error(errno)
         cdef epoll_event ev
         ev.events = EPOLLIN
         ev.data.u64 = 0
         ev.data.fd = self._wake_fd
         if epoll_ctl(self._epfd, EPOLL_CTL_ADD, self._wake_fd, &ev) < 0:
-            raise OSError(errno, strerror(errno))
+            raise _os_error(errno)
         self._signal_handlers = {}
         self._fork_generation = _fork_generation
         self.slow_callback_duration = 0.1
@@ -206,9 +210,6 @@ cdef class Loop:
         if self._events != NULL:
             PyMem_Free(self._events)
             self._events = NULL
-        if self._recv_buf != NULL:
-            PyMem_Free(self._recv_buf)
-            self._recv_buf = NULL
         if self._epfd >= 0:
             close(self._epfd)
             self._epfd = -1
@@ -592,7 +593,7 @@ cdef class Loop:
                 # raises KeyboardInterrupt here); the caller polls again.
                 PyErr_CheckSignals()
                 return 0
-            raise OSError(errno, strerror(errno))
+            raise _os_error(errno)
 
         for i in range(n):
             fd = events[i].data.fd
@@ -634,7 +635,7 @@ cdef class Loop:
         # Only open fds get a slot (their number is bounded by RLIMIT_NOFILE),
         # so a bogus huge fd cannot make us allocate a huge table.
         if fcntl(fd, F_GETFD) < 0:
-            raise OSError(errno, strerror(errno))
+            raise _os_error(errno)
         newcap = max(fd + 1, self._fds_cap * 2, 64)
         fds = <FdWatch *>PyMem_Realloc(self._fds, sizeof(FdWatch) * newcap)
         if fds == NULL:
@@ -677,7 +678,7 @@ cdef class Loop:
                 if errno == ENOENT or errno == EBADF:
                     r = 0
             if r < 0:
-                raise OSError(errno, strerror(errno))
+                raise _os_error(errno)
         w.events = events
         return 0
 
@@ -957,13 +958,6 @@ cdef class Loop:
     # (create_connection, create_server, start_tls, ...) is the running
     # Python's own asyncio code, bound in loopx/_policy.py.
 
-    cdef char *_recv_buffer(self) except NULL:
-        if self._recv_buf == NULL:
-            self._recv_buf = <char *>PyMem_Malloc(_RECV_SIZE)
-            if self._recv_buf == NULL:
-                raise MemoryError()
-        return self._recv_buf
-
     def _make_socket_transport(self, sock, protocol, waiter=None, *, extra=None, server=None):
         return SocketTransport(self, sock, protocol, waiter, extra, server)
 
@@ -1014,6 +1008,19 @@ cdef class Loop:
 
     def _close_signals(self):
         _close_signal_handlers(self)
+
+    # ------------------------------------------------------------------
+    # Datagram and pipe transports (datagram.pxi, pipes.pxi), made for
+    # asyncio's own create_datagram_endpoint / connect_*_pipe (_policy.py).
+
+    def _make_datagram_transport(self, sock, protocol, address=None, waiter=None, extra=None):
+        return _new_datagram_transport(self, sock, protocol, address, waiter, extra)
+
+    def _make_read_pipe_transport(self, pipe, protocol, waiter=None, extra=None):
+        return _new_read_pipe_transport(self, pipe, protocol, waiter, extra)
+
+    def _make_write_pipe_transport(self, pipe, protocol, waiter=None, extra=None):
+        return _new_write_pipe_transport(self, pipe, protocol, waiter, extra)
 
 
 # The garbage collector must see the handles the loop holds in C structures
@@ -1079,7 +1086,10 @@ def _format_handle(Handle h):
 
 include "errors.pxi"
 include "executor.pxi"
+include "transport_base.pxi"
 include "stream.pxi"
 include "sockets.pxi"
 include "process.pxi"
+include "datagram.pxi"
+include "pipes.pxi"
 include "signals.pxi"

@@ -57,6 +57,9 @@ class Loop(_NativeLoop, asyncio.AbstractEventLoop):
     subprocess_shell = _Base.subprocess_shell
     _log_subprocess = _Base._log_subprocess
     create_unix_server = _Unix.create_unix_server
+    create_datagram_endpoint = _Base.create_datagram_endpoint
+    connect_read_pipe = _Base.connect_read_pipe
+    connect_write_pipe = _Base.connect_write_pipe
 
 
 def new_event_loop():

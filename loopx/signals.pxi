@@ -33,7 +33,7 @@ cdef _ensure_signal_socket(Loop loop):
         err = errno
         rsock.close()
         wsock.close()
-        raise OSError(err, strerror(err))
+        raise _os_error(err)
     loop._sig_rsock = rsock
     loop._sig_wsock = wsock
     loop._sig_rfd = rsock.fileno()

@@ -68,15 +68,14 @@ def _sock_unwatch(Loop loop, fd, writer, Handle handle, fut):
 
 cdef object _recv_now(Loop loop, int fd, Py_ssize_t n):
     """One recv() of at most n bytes: the bytes, or _PENDING if it would
-    block.  Through the loop's receive buffer: no exception object for the
+    block.  Through the shared read buffer: no exception object for the
     common would-block case and no oversized bytes to shrink."""
-    cdef char *buf = loop._recv_buffer()
-    cdef ssize_t got = recv(fd, buf, <size_t>n, 0)
+    cdef ssize_t got = recv(fd, _read_scratch, <size_t>n, 0)
     if got < 0:
         if _would_block(errno):
             return _PENDING
-        raise _errno_error()
-    return PyBytes_FromStringAndSize(buf, got)
+        raise _os_error(errno)
+    return PyBytes_FromStringAndSize(_read_scratch, got)
 
 
 def _recv_attempt(Loop loop, sock, Py_ssize_t n):
@@ -85,7 +84,7 @@ def _recv_attempt(Loop loop, sock, Py_ssize_t n):
 
 async def _sock_recv(Loop loop, sock, n):
     _check_socket(sock)
-    if not 0 <= n <= _RECV_SIZE:
+    if not 0 <= n <= _READ_SCRATCH_SIZE:
         # Negative sizes get socket's own error; huge reads its own path.
         try:
             return sock.recv(n)

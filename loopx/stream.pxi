@@ -20,10 +20,8 @@
 
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
-cdef extern from "errno.h":
-    int EWOULDBLOCK
 
-from asyncio import constants as _constants, protocols as _protocols, sslproto as _sslproto, trsock as _trsock
+from asyncio import protocols as _protocols, selector_events as _selector_events, sslproto as _sslproto, trsock as _trsock
 
 
 cdef extern from "sys/socket.h" nogil:
@@ -46,18 +44,11 @@ cdef extern from "sys/uio.h" nogil:
         size_t iov_len
 
 
-cdef Py_ssize_t _DEFAULT_HIGH_WATER = 64 * 1024
-cdef int _LOG_THRESHOLD_FOR_CONNLOST_WRITES = _constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
 cdef object _SENDFILE_TRY_NATIVE = _constants._SendfileMode.TRY_NATIVE
 
 
 cdef inline bint _would_block(int err):
     return err == EAGAIN or err == EWOULDBLOCK or err == EINTR
-
-
-cdef object _errno_error():
-    # OSError(errno, ...) picks the subclass (ConnectionResetError, ...).
-    return OSError(errno, strerror(errno))
 
 
 cdef _set_nodelay(sock):
@@ -67,20 +58,16 @@ cdef _set_nodelay(sock):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-cdef class SocketTransport:
+@cython.no_gc_clear
+cdef class SocketTransport(_FlowControlTransport):
     """asyncio.Transport over a connected stream socket (TCP or Unix)."""
 
     cdef:
-        Loop _loop
         object _sock
         int _sock_fd
-        object _protocol
         bint _buffered                 # the protocol is a BufferedProtocol
         bint _protocol_connected
-        readonly bint _protocol_paused  # pause_writing() called, no resume yet
         object _server
-        dict _extra
-        bint _closing
         bint _eof                      # write_eof() called
         bint _paused                   # pause_reading() in effect
         Py_ssize_t _conn_lost
@@ -88,20 +75,17 @@ cdef class SocketTransport:
                                        # first use: an idle connection needs none)
         Py_ssize_t _buffer_offset      # bytes of _buffer[0] already sent
         Py_ssize_t _buffer_size        # unsent bytes in _buffer
-        Py_ssize_t _high_water
-        Py_ssize_t _low_water
         object _empty_waiter           # sendfile: resolved when _buffer drains
-        object __weakref__
 
     # Read by asyncio's start_tls() and sendfile().
     _start_tls_compatible = True
     _sendfile_compatible = _SENDFILE_TRY_NATIVE
 
     def __init__(self, Loop loop, sock, protocol, waiter=None, extra=None, server=None):
-        self._loop = loop
+        self._init_base(loop, protocol, extra)
+        self._set_write_buffer_limits(None, None)
         self._sock = sock
         self._sock_fd = sock.fileno()
-        self._extra = {} if extra is None else dict(extra)
         self._extra["socket"] = _trsock.TransportSocket(sock)
         try:
             self._extra["sockname"] = sock.getsockname()
@@ -112,8 +96,6 @@ cdef class SocketTransport:
                 self._extra["peername"] = sock.getpeername()
             except OSError:
                 self._extra["peername"] = None
-        self._high_water = _DEFAULT_HIGH_WATER
-        self._low_water = _DEFAULT_HIGH_WATER // 4
         self.set_protocol(protocol)
         self._server = server
         if server is not None:
@@ -157,19 +139,20 @@ cdef class SocketTransport:
 
     # -- BaseTransport --
 
-    def get_extra_info(self, name, default=None):
-        return self._extra.get(name, default)
 
-    def is_closing(self):
-        return self._closing
 
     def set_protocol(self, protocol):
         self._buffered = isinstance(protocol, _protocols.BufferedProtocol)
         self._protocol = protocol
         self._protocol_connected = True
 
-    def get_protocol(self):
-        return self._protocol
+    @property
+    def __class__(self):
+        return _SocketTransportInterface
+
+    cdef Py_ssize_t _pending_size(self):
+        return self._buffer_size
+
 
     def close(self):
         """Close after the queued data is sent; connection_lost(None) follows."""
@@ -220,11 +203,11 @@ cdef class SocketTransport:
             self._read_bytes()
 
     cdef _read_bytes(self):
-        cdef char *buf = self._loop._recv_buffer()
-        cdef ssize_t n = recv(self._sock_fd, buf, _RECV_SIZE, 0)
+        cdef char *buf = _read_scratch
+        cdef ssize_t n = recv(self._sock_fd, buf, _READ_SCRATCH_SIZE, 0)
         if n < 0:
             if not _would_block(errno):
-                self._fatal_error(_errno_error(), "Fatal read error on socket transport")
+                self._fatal_error(_os_error(errno), "Fatal read error on socket transport")
             return
         if n == 0:
             self._on_eof()
@@ -254,7 +237,7 @@ cdef class SocketTransport:
         PyBuffer_Release(&view)
         if n < 0:
             if not _would_block(errno):
-                self._fatal_error(_errno_error(), "Fatal read error on socket transport")
+                self._fatal_error(_os_error(errno), "Fatal read error on socket transport")
             return
         if n == 0:
             self._on_eof()
@@ -308,7 +291,7 @@ cdef class SocketTransport:
                 n = send(self._sock_fd, view.buf, <size_t>view.len, MSG_NOSIGNAL)
                 if n < 0:
                     if not _would_block(errno):
-                        self._fatal_error(_errno_error(), "Fatal write error on socket transport")
+                        self._fatal_error(_os_error(errno), "Fatal write error on socket transport")
                         return
                     n = 0
                 if n == view.len:
@@ -381,7 +364,7 @@ cdef class SocketTransport:
         if n < 0:
             if _would_block(errno):
                 return 0
-            exc = _errno_error()
+            exc = _os_error(errno)
             self._loop._remove_watch(self._sock_fd, True)
             self._buffer.clear()
             self._buffer_size = 0
@@ -428,54 +411,10 @@ cdef class SocketTransport:
     def can_write_eof(self):
         return True
 
-    def get_write_buffer_size(self):
-        return self._buffer_size
 
-    def get_write_buffer_limits(self):
-        return (self._low_water, self._high_water)
 
-    def set_write_buffer_limits(self, high=None, low=None):
-        if high is None:
-            high = _DEFAULT_HIGH_WATER if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high_water = high
-        self._low_water = low
-        self._maybe_pause_protocol()
 
-    cdef _maybe_pause_protocol(self):
-        if self._buffer_size <= self._high_water or self._protocol_paused:
-            return
-        self._protocol_paused = True
-        try:
-            self._protocol.pause_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler({
-                "message": "protocol.pause_writing() failed",
-                "exception": exc,
-                "transport": self,
-                "protocol": self._protocol,
-            })
 
-    cdef _maybe_resume_protocol(self):
-        if not self._protocol_paused or self._buffer_size > self._low_water:
-            return
-        self._protocol_paused = False
-        try:
-            self._protocol.resume_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler({
-                "message": "protocol.resume_writing() failed",
-                "exception": exc,
-                "transport": self,
-                "protocol": self._protocol,
-            })
 
     # -- closing --
 
@@ -539,6 +478,10 @@ cdef class SocketTransport:
 
     def _reset_empty_waiter(self):
         self._empty_waiter = None
+
+
+cdef object _SocketTransportInterface = _interface_class(
+    "SocketTransport", _selector_events._SelectorSocketTransport)
 
 
 cdef class _StreamServing:

@@ -322,3 +322,81 @@ def quiet_policy_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         yield
+
+
+# -- transports -----------------------------------------------------------------
+
+def is_loopx(loop):
+    return type(loop).__module__.startswith("loopx")
+
+
+def collect_errors(loop):
+    """Route the loop's exception handler into a list, which is returned."""
+    errors = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    return errors
+
+
+class Recorder:
+    """A protocol for any transport that records every call it gets, in order.
+
+    ``events`` holds (name, args) tuples; ``lost`` is a future resolved with
+    connection_lost's argument; ``changed`` is set (and replaced) on every
+    call so tests can wait for "something more happened".
+    """
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.transport = None
+        self.events = []
+        self.lost = loop.create_future()
+        self.changed = asyncio.Event()
+
+    def _note(self, name, *args):
+        self.events.append((name, args))
+        self.changed.set()
+
+    def names(self):
+        return [name for name, _ in self.events]
+
+    def data(self):
+        """Everything data_received got, joined."""
+        return b"".join(args[0] for name, args in self.events if name == "data_received")
+
+    def datagrams(self):
+        return [args for name, args in self.events if name == "datagram_received"]
+
+    async def wait_for(self, predicate, timeout=SAFETY):
+        """Wait until predicate(self) is true (checked after every call)."""
+        async with asyncio.timeout(timeout):
+            while not predicate(self):
+                self.changed.clear()
+                await self.changed.wait()
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self._note("connection_made")
+
+    def connection_lost(self, exc):
+        self._note("connection_lost", exc)
+        if self.lost.done():
+            raise AssertionError("connection_lost called twice")
+        self.lost.set_result(exc)
+
+    def data_received(self, data):
+        self._note("data_received", data)
+
+    def eof_received(self):
+        self._note("eof_received")
+
+    def datagram_received(self, data, addr):
+        self._note("datagram_received", data, addr)
+
+    def error_received(self, exc):
+        self._note("error_received", exc)
+
+    def pause_writing(self):
+        self._note("pause_writing", self.transport.get_write_buffer_size())
+
+    def resume_writing(self):
+        self._note("resume_writing", self.transport.get_write_buffer_size())

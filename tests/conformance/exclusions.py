@@ -119,14 +119,13 @@ EXCLUDED = [
       )),
     E("test_unix_events.TargetEventLoopUnixSockSendfileTests.*",
       "drive loop._sock_sendfile_native(_impl) and loop._selector directly"),
-    # Child watchers are the standard Unix policy's way to reap children;
-    # loopx's loop reaps its own, so its policy has no watcher API (3.11-3.13).
-    E("test_unix_events.PolicyTests.test_get_default_child_watcher",
-      "reads the standard policy's private _watcher"),
-    E("test_unix_events.PolicyTests.test_get_child_watcher_*",
-      "child watchers belong to the standard Unix policy; loopx reaps its own children"),
-    E("test_unix_events.PolicyTests.test_child_watcher_replace_mainloop_existing",
-      "child watchers belong to the standard Unix policy; loopx reaps its own children"),
+]
+
+# --- test_subprocess (pending until issue 4)
+EXCLUDED += [
+    E("test_subprocess.GenericWatcherTests.*",
+      "checks that the standard loop consults the policy's child watcher; "
+      "loopx reaps its own children"),
 ]
 
 KNOWN_FAILURES = [
@@ -140,13 +139,6 @@ KNOWN_FAILURES = [
           "test_events.TargetEventLoopTests.test_create_connection",
           "test_events.TargetEventLoopTests.test_create_unix_connection",
           "test_sock_lowlevel.TargetEventLoopTests.test_create_connection_sock",
-      )),
-    *(E(pattern, "BUG: loop.sendfile() fallback raises TypeError('transport should be "
-                 "_FlowControlMixin instance'): asyncio's _SendfileFallbackProtocol "
-                 "needs a flow-control transport")
-      for pattern in (
-          "test_sendfile.TargetEventLoopTests.test_sendfile_force_fallback",
-          "test_sendfile.TargetEventLoopTests.test_sendfile_fallback_close_peer_in_the_middle_of_receiving",
       )),
     E("test_sock_lowlevel.TargetEventLoopTests.test_sendto_blocking",
       "BUG: sock_sendto() binds sock.sendto once and retries that bound method "
@@ -173,6 +165,22 @@ KNOWN_FAILURES = [
     E("test_events.TargetEventLoopTests.test_*_pty*", TRANSPORTS + ": pipes"),
     E("test_events.TargetEventLoopTests.test_bidirectional_pty", TRANSPORTS + ": pipes"),
     E("test_streams.StreamTests.test_read_all_from_pipe_reader", TRANSPORTS + ": pipes"),
-    E("test_events.TargetEventLoopTests.test_subprocess_*", SUBPROCESS),
-    E("test_unix_events.TestFork.test_fork_asyncio_subprocess", SUBPROCESS),
+    E("test_streams.StreamTests.test_unclosed_resource_warnings",
+      "collateral of test_read_all_from_pipe_reader: the pipe file that test leaves "
+      "open (connect_read_pipe raised) is collected here as a second ResourceWarning",
+      py=(3, 13)),
+    # Subprocesses with stdio pipes hang (no pipe transports yet); those
+    # without pipes work.
+    *(E("test_events.TargetEventLoopTests." + name, SUBPROCESS + ": stdio pipes hang")
+      for name in (
+          "test_subprocess_close_client_stream",
+          "test_subprocess_exec",
+          "test_subprocess_interactive",
+          "test_subprocess_kill",
+          "test_subprocess_send_signal",
+          "test_subprocess_shell",
+          "test_subprocess_stderr",
+          "test_subprocess_stderr_redirect_to_stdout",
+          "test_subprocess_terminate",
+      )),
 ]

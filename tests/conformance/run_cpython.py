@@ -266,37 +266,6 @@ def _adapt_runners(mod, factory):
     mod.BaseTest.new_loop = new_loop
 
 
-class _NullChildWatcher:
-    def attach_loop(self, loop):
-        pass
-
-
-def _without_child_watcher(mod, class_names):
-    """Run setUp/tearDown of these classes with child watchers as no-ops.
-
-    Their fixtures attach a ``SafeChildWatcher`` only because the standard
-    loop needs one to run subprocesses; the tests themselves are about
-    something else (get_event_loop semantics).  loopx reaps its own children,
-    so its policy has no watcher to set (NotImplementedError, like any policy
-    that is not the standard Unix one).
-    """
-    import asyncio
-    from unittest import mock
-
-    def wrap(func):
-        def wrapper(self):
-            with mock.patch.object(asyncio, "SafeChildWatcher", _NullChildWatcher), \
-                    mock.patch.object(asyncio, "set_child_watcher", lambda watcher: None):
-                return func(self)
-        return wrapper
-
-    for name in class_names:
-        cls = getattr(mod, name, None)
-        if cls is not None:
-            cls.setUp = wrap(cls.setUp)
-            cls.tearDown = wrap(cls.tearDown)
-
-
 # Classes that need TestLoop itself, so they stay on it (and pass without
 # exercising the loop under test):
 _KEEP_TEST_LOOP = {
@@ -314,9 +283,8 @@ def _real_loop_for_test_loop(factory):
 
     ``test_utils.TestLoop`` is a BaseEventLoop with a fake clock.  Tests that
     pass it a generator script that clock and stay on it; tests that call
-    ``new_test_loop()`` bare only want "a loop", so they get the real one.
-    The few of them that still poke at TestLoop's own helpers are listed in
-    EXCLUDED (they fail with the standard loop too).
+    ``new_test_loop()`` bare only want "a loop", so they get the real one
+    (with the standard loop, every one of them passes that way too).
     """
     from test.test_asyncio import utils as test_utils
 
@@ -386,15 +354,12 @@ def _rebind_subprocess(mod, factory):
         }))
 
 
-def _adapt_module(mod, factory, kind):
+def _adapt_module(mod, factory):
     short = mod.__name__.rsplit(".", 1)[-1]
-    if os.environ.get("LOOPX_CONFORMANCE_REAL_TESTLOOP", "1") == "1":
-        _real_loop_for_test_loop(factory)
-        if short == "test_pep492":
-            _adapt_pep492(mod, factory)
-    if short == "test_events":
-        if kind != "asyncio":
-            _without_child_watcher(mod, ["TestPyGetEventLoop", "TestCGetEventLoop"])
+    _real_loop_for_test_loop(factory)
+    if short == "test_pep492":
+        _adapt_pep492(mod, factory)
+    elif short == "test_events":
         _rebind_create_event_loop(
             mod, factory, "SelectEventLoopTests",
             # Not UnixEventLoopTestsMixin: it attaches a SafeChildWatcher, the
@@ -632,7 +597,7 @@ def worker_main(args):
             return EXIT_MODULE_SKIPPED
         raise
 
-    _adapt_module(mod, factory, args.loop)
+    _adapt_module(mod, factory)
 
     skip_ids = set()
     if args.skip_file:

@@ -1,0 +1,653 @@
+# Datagram transports (UDP over IPv4/IPv6, Unix datagram sockets).  Included
+# into _loop.pyx after transport_base.pxi.
+#
+# Behaviour is that of asyncio.selector_events._SelectorDatagramTransport in
+# the running Python: what is sent at once and what is queued, which errors go
+# to error_received() and which close the transport, when connection_lost()
+# runs.  Version differences followed: pause_reading() and resume_reading()
+# work where asyncio's datagram transport has them (3.12, and 3.11 from a
+# patch release on: we look at the running asyncio's classes); 3.13 sends
+# empty datagrams (gh-113812) and counts 8 bytes of header per queued
+# datagram in the write buffer size.
+#
+# asyncio bugs not copied: 3.13.0 adds the header on queueing but never takes
+# it off again (fixed upstream by gh-135444, which we follow); the buffer size
+# is reset when abort() drops the queue; connection_lost() is never called
+# twice (it could be, when abort() followed a close() that had to flush); and
+# sendto() on an unconnected transport after connection_lost() drops the
+# datagram like a connected one does, instead of failing with AttributeError.
+#
+# The fast path.  For plain socket.socket objects of family AF_INET/AF_INET6
+# (the only ones where speed matters) receiving and sending are direct
+# recvfrom/sendto/send calls:
+#   - recvfrom() reads into the shared scratch buffer (transport_base.pxi), so
+#     a datagram costs a bytes object of its own size.  asyncio's
+#     sock.recvfrom(256 KiB) allocates 256 KiB per datagram and shrinks it.
+#   - queued datagrams are read in batches, as long as that is
+#     indistinguishable from asyncio's one per loop iteration (_read_ready).
+#   - the sender's address tuple is built once per peer: raw sockaddrs of
+#     recent senders are kept with their tuples, and the next datagram from a
+#     known peer gets the same (immutable) tuple.
+#   - sendto() with exactly the last sender's tuple (the echo-server case)
+#     reuses its raw sockaddr; any other numeric address is converted the way
+#     CPython's socket module does (inet_pton, then port checks), and cached.
+# Anything else (host names, '' or '<broadcast>', odd port types, other
+# families, socket subclasses) goes through the socket object's own methods,
+# so the results and the exceptions are exactly the socket module's.
+#
+# Loopback UDP is kernel-bound: profiling the echo benchmark puts about 80%
+# of the server's CPU time in sendto/recvfrom, so these savings show as a
+# fraction of the remaining 20%.
+
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_GET_ITEM
+from libc.string cimport memcmp, memcpy, memset
+import collections
+from asyncio import selector_events as _selector_events, trsock as _trsock
+
+
+cdef extern from "<sys/socket.h>" nogil:
+    ctypedef unsigned int socklen_t
+    ctypedef unsigned short sa_family_t
+    struct sockaddr:
+        sa_family_t sa_family
+    struct sockaddr_storage:
+        sa_family_t ss_family
+    ssize_t recvfrom(int fd, void *buf, size_t n, int flags, sockaddr *addr, socklen_t *addrlen)
+    ssize_t sendto(int fd, const void *buf, size_t n, int flags, const sockaddr *addr, socklen_t addrlen)
+    ssize_t send(int fd, const void *buf, size_t n, int flags)
+    int AF_INET
+    int AF_INET6
+
+
+cdef extern from "<netinet/in.h>" nogil:
+    struct in_addr:
+        uint32_t s_addr
+    struct in6_addr:
+        unsigned char s6_addr[16]
+    struct sockaddr_in:
+        sa_family_t sin_family
+        unsigned short sin_port
+        in_addr sin_addr
+    struct sockaddr_in6:
+        sa_family_t sin6_family
+        unsigned short sin6_port
+        uint32_t sin6_flowinfo
+        in6_addr sin6_addr
+        uint32_t sin6_scope_id
+    unsigned short htons(unsigned short)
+    unsigned short ntohs(unsigned short)
+    uint32_t htonl(uint32_t)
+    uint32_t ntohl(uint32_t)
+
+
+cdef extern from "<arpa/inet.h>" nogil:
+    int INET6_ADDRSTRLEN
+    const char *inet_ntop(int af, const void *src, char *dst, socklen_t size)
+    int inet_pton(int af, const char *src, void *dst)
+
+
+cdef enum:
+    _PEER_CACHE_SIZE = 16   # a power of two (see _peer_slot)
+    # Datagrams read per wakeup at most (see _read_ready): enough to drain
+    # what a busy server finds queued, few enough not to starve other fds.
+    _DATAGRAM_READ_BATCH = 16
+    _DATAGRAM_PROBE_PAUSE = 4
+
+
+cdef inline Py_ssize_t _peer_slot(sockaddr *sa, socklen_t salen):
+    """The peer cache slot of an address: its port and last address bytes
+    mixed (the parts that differ between the peers of one endpoint)."""
+    cdef const unsigned char *b
+    cdef uint32_t h
+    if sa.sa_family == AF_INET:
+        h = (<sockaddr_in *>sa).sin_addr.s_addr ^ (<sockaddr_in *>sa).sin_port
+    else:
+        b = (<sockaddr_in6 *>sa).sin6_addr.s6_addr
+        h = ((<uint32_t>b[12] << 24) | (<uint32_t>b[13] << 16) | (<uint32_t>b[14] << 8)
+             | b[15]) ^ (<sockaddr_in6 *>sa).sin6_port
+    h ^= h >> 16
+    h ^= h >> 8
+    return h & (_PEER_CACHE_SIZE - 1)
+
+
+cdef bint _DATAGRAM_EMPTY_SENT = sys.version_info >= (3, 13)   # gh-113812
+cdef Py_ssize_t _DATAGRAM_HEADER_SIZE = 8 if _DATAGRAM_EMPTY_SENT else 0
+cdef object _TransportSocket = _trsock.TransportSocket
+cdef object _socket_type = socket.socket
+# Early 3.11 releases have pause_reading() on stream transports only; the
+# datagram transport inherits ReadTransport's NotImplementedError stubs.
+cdef bint _DATAGRAM_CAN_PAUSE = "pause_reading" in _selector_events._SelectorTransport.__dict__
+
+
+cdef object _sockaddr_to_tuple(sockaddr *sa, socklen_t salen):
+    """The socket module's Python form of an AF_INET/AF_INET6 address."""
+    cdef char text[64]   # >= INET6_ADDRSTRLEN
+    cdef sockaddr_in *a4
+    cdef sockaddr_in6 *a6
+    if salen == 0:
+        return None
+    if sa.sa_family == AF_INET:
+        a4 = <sockaddr_in *>sa
+        if inet_ntop(AF_INET, &a4.sin_addr, text, sizeof(text)) == NULL:
+            raise _os_error(errno)
+        return (text.decode("ascii"), ntohs(a4.sin_port))
+    if sa.sa_family == AF_INET6:
+        a6 = <sockaddr_in6 *>sa
+        if inet_ntop(AF_INET6, &a6.sin6_addr, text, sizeof(text)) == NULL:
+            raise _os_error(errno)
+        return (text.decode("ascii"), ntohs(a6.sin6_port),
+                ntohl(a6.sin6_flowinfo), a6.sin6_scope_id)
+    # Not seen on an INET socket; the socket module's generic form.
+    return (sa.sa_family, (<char *>sa)[sizeof(sa_family_t):salen])
+
+
+cdef inline bint _is_exact_uint(obj, unsigned long long limit):
+    # An int (not a subclass: bool and IntEnum take the socket module's
+    # route) within [0, limit].
+    if type(obj) is not int:
+        return False
+    if obj < 0 or obj > limit:
+        return False
+    return True
+
+
+cdef bint _tuple_to_sockaddr(int family, addr, sockaddr_storage *out, socklen_t *outlen) except -1:
+    """Convert a numeric address tuple the way socket.sendto() would.
+
+    Returns False (and leaves *out alone) for anything that is not plainly
+    numeric: the caller then lets the socket module convert it, which is also
+    where every invalid address gets its exact exception.
+    """
+    cdef sockaddr_in *a4
+    cdef sockaddr_in6 *a6
+    cdef Py_ssize_t n
+    cdef bytes host
+    if type(addr) is not tuple:
+        return False
+    n = PyTuple_GET_SIZE(addr)
+    if n < 2:
+        return False
+    h = <object>PyTuple_GET_ITEM(addr, 0)
+    port = <object>PyTuple_GET_ITEM(addr, 1)
+    if type(h) is not str or not _is_exact_uint(port, 0xffff):
+        return False
+    if not (<str>h).isascii():
+        return False
+    host = (<str>h).encode("ascii")
+    if b"\0" in host:
+        return False
+    if family == AF_INET:
+        if n != 2:
+            return False
+        memset(out, 0, sizeof(sockaddr_in))
+        a4 = <sockaddr_in *>out
+        # Same test as the socket module's setipaddr(): inet_pton first.
+        if inet_pton(AF_INET, host, &a4.sin_addr) != 1:
+            return False
+        a4.sin_family = AF_INET
+        a4.sin_port = htons(<unsigned short>port)
+        outlen[0] = sizeof(sockaddr_in)
+        return True
+    if family == AF_INET6:
+        if n > 4:
+            return False
+        flowinfo = <object>PyTuple_GET_ITEM(addr, 2) if n > 2 else 0
+        scope_id = <object>PyTuple_GET_ITEM(addr, 3) if n > 3 else 0
+        if not _is_exact_uint(flowinfo, 0xfffff) or not _is_exact_uint(scope_id, 0xffffffff):
+            return False
+        memset(out, 0, sizeof(sockaddr_in6))
+        a6 = <sockaddr_in6 *>out
+        if inet_pton(AF_INET6, host, &a6.sin6_addr) != 1:
+            return False
+        a6.sin6_family = AF_INET6
+        a6.sin6_port = htons(<unsigned short>port)
+        a6.sin6_flowinfo = htonl(<uint32_t>flowinfo)
+        a6.sin6_scope_id = <uint32_t>scope_id
+        outlen[0] = sizeof(sockaddr_in6)
+        return True
+    return False
+
+
+cdef bint _same_numeric_address(a, b):
+    """a and b are the same address tuple, element types included (an
+    equal-comparing float port must not reuse a converted int port)."""
+    cdef Py_ssize_t i, n
+    if a is b:
+        return True
+    if type(a) is not tuple or type(b) is not tuple:
+        return False
+    n = PyTuple_GET_SIZE(a)
+    if n != PyTuple_GET_SIZE(b):
+        return False
+    for i in range(n):
+        x = <object>PyTuple_GET_ITEM(a, i)
+        y = <object>PyTuple_GET_ITEM(b, i)
+        if type(x) is not type(y) or x != y:
+            return False
+    return True
+
+
+@cython.no_gc_clear
+@cython.nonecheck(True)   # a transport made with __new__ has no loop: raise, not crash
+@cython.final
+cdef class DatagramTransport(_FlowControlTransport):
+    """asyncio.DatagramTransport over a datagram socket."""
+    cdef:
+        readonly object _sock   # readonly: CPython's tests look at transport._sock
+        int _sock_fd            # as registered with the loop (and in reprs)
+        object _address         # remote_addr of the endpoint, else None
+        bint _connected         # the socket has a peer: send() not sendto()
+        bint _native            # AF_INET/AF_INET6 socket.socket: syscalls here
+        int _family
+        object _buffer          # deque of (bytes, address)
+        Py_ssize_t _buffer_size
+        Py_ssize_t _conn_lost   # >0 once connection_lost is scheduled or ran
+        bint _lost_called       # connection_lost has been called
+        bint _paused            # pause_reading() (where asyncio has it)
+        public Py_ssize_t max_size
+        int _probe_pause        # wakeups left that read one datagram only
+        # The last sender seen by recvfrom, raw and as a tuple.
+        sockaddr_storage _peer_raw
+        socklen_t _peer_rawlen
+        object _peer_tuple
+        # Recent senders (a server hears from several peers in turn): a small
+        # direct-mapped cache from raw address to its tuple, slot chosen by
+        # _peer_slot().  A sockaddr_in6 holds either family.
+        sockaddr_in6 _peer_cache_raw[_PEER_CACHE_SIZE]
+        socklen_t _peer_cache_len[_PEER_CACHE_SIZE]
+        list _peer_cache_tuple
+        # The last address sendto() converted itself, raw and as given.
+        sockaddr_storage _dest_raw
+        socklen_t _dest_rawlen
+        object _dest_tuple
+
+    def __init__(self, Loop loop not None, sock, protocol, address=None,
+                 waiter=None, extra=None):
+        self._init_base(loop, protocol, extra)
+        self._set_write_buffer_limits(None, None)
+        self._extra["socket"] = _TransportSocket(sock)
+        try:
+            self._extra["sockname"] = sock.getsockname()
+        except OSError:
+            self._extra["sockname"] = None
+        if "peername" not in self._extra:
+            try:
+                self._extra["peername"] = sock.getpeername()
+            except OSError:
+                self._extra["peername"] = None
+        self._sock = sock
+        self._sock_fd = sock.fileno()
+        self._address = address
+        self._connected = bool(self._extra["peername"])
+        self._family = sock.family
+        self._native = (type(sock) is _socket_type
+                        and (self._family == AF_INET or self._family == AF_INET6))
+        self._buffer = collections.deque()
+        self._peer_cache_tuple = [None] * _PEER_CACHE_SIZE
+        self.max_size = _READ_SCRATCH_SIZE
+        self._schedule(self._protocol.connection_made, (self,))
+        # Start reading only once connection_made() has run.
+        self._schedule(self._start_reading, ())
+        if waiter is not None:
+            # Likewise, the waiter learns of the endpoint after connection_made().
+            self._schedule(_set_result_unless_cancelled, (waiter, None))
+
+    def __repr__(self):
+        info = [type(self).__name__]
+        if self._sock is None:
+            info.append("closed")
+        elif self._closing:
+            info.append("closing")
+        info.append(f"fd={self._sock_fd}")
+        if not self._loop._closed:
+            info.append("read=polling" if self._watching(self._sock_fd, False) else "read=idle")
+            state = "polling" if self._watching(self._sock_fd, True) else "idle"
+            info.append(f"write=<{state}, bufsize={self._buffer_size}>")
+        return "<{}>".format(" ".join(info))
+
+    def __del__(self):
+        if self._sock is not None:
+            warnings.warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            self._sock.close()
+
+    @property
+    def __class__(self):
+        return _DatagramTransportInterface
+
+    cdef Py_ssize_t _pending_size(self):
+        return self._buffer_size
+
+    # -- reading --
+
+    def _start_reading(self):
+        # The watch is only added while reading is wanted: a transport closed
+        # or paused before this ran must not watch an fd it is giving up.
+        if self._closing or self._paused:
+            return
+        self._loop._add_watch(self._sock_fd, False, self._read_ready, ())
+
+    def is_reading(self):
+        if not _DATAGRAM_CAN_PAUSE:
+            raise NotImplementedError
+        return not self._closing and not self._paused
+
+    def pause_reading(self):
+        if not _DATAGRAM_CAN_PAUSE:
+            raise NotImplementedError
+        if self._closing or self._paused:
+            return
+        self._paused = True
+        self._loop._remove_watch(self._sock_fd, False)
+        if self._loop._debug:
+            logger.debug("%r pauses reading", self)
+
+    def resume_reading(self):
+        if not _DATAGRAM_CAN_PAUSE:
+            raise NotImplementedError
+        if self._closing or not self._paused:
+            return
+        self._paused = False
+        self._start_reading()
+        if self._loop._debug:
+            logger.debug("%r resumes reading", self)
+
+    def _read_ready(self):
+        """The socket is readable (or has a pending error).
+
+        asyncio reads one datagram per wakeup.  We read up to
+        _DATAGRAM_READ_BATCH, but take the next one only when that cannot be
+        told apart from asyncio's next loop iteration: the protocol scheduled
+        no callback (asyncio would run it before reading again), nobody asked
+        the loop to stop, and the transport still reads.  What a poll in
+        between could have found (other fds, due timers) waits for a few more
+        datagrams at most; no order between those is promised anyway.  This
+        saves a poll and a callback per datagram when several are queued,
+        which is a server's normal state.  Looking for a second datagram
+        costs a recvfrom that fails when there is none (one client in
+        ping-pong): after such a miss the next _DATAGRAM_PROBE_PAUSE wakeups
+        read one datagram only.
+        """
+        cdef int n
+        cdef Loop loop = self._loop
+        for n in range(_DATAGRAM_READ_BATCH):
+            if not self._read_one():
+                if n == 1:
+                    self._probe_pause = _DATAGRAM_PROBE_PAUSE
+                return
+            if (self._conn_lost or self._closing or self._paused or not self._native
+                    or loop._ready.len or loop._stopping):
+                return
+            if n == 0 and self._probe_pause > 0:
+                self._probe_pause -= 1
+                return
+
+    cdef bint _read_one(self) except -1:
+        """One datagram to the protocol; False if there was none (or an
+        error ended the batch)."""
+        if self._conn_lost:
+            return False
+        try:
+            if self._native and 0 <= self.max_size <= _READ_SCRATCH_SIZE:
+                data = self._recv_native()
+                if data is None:
+                    return False   # would block
+                addr = self._peer_tuple
+            else:
+                data, addr = self._sock.recvfrom(self.max_size)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as exc:
+            # ICMP errors (port unreachable, ...) arrive here: they concern
+            # one datagram, not the endpoint, which stays open.
+            self._protocol.error_received(exc)
+            return False
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal read error on datagram transport")
+            return False
+        self._protocol.datagram_received(data, addr)
+        return True
+
+    cdef object _recv_native(self):
+        """One recvfrom(): the datagram as bytes, or None if none is there.
+        The sender's address is left in _peer_tuple."""
+        cdef sockaddr_storage sa
+        cdef socklen_t salen
+        cdef ssize_t n
+        cdef int err
+        cdef Py_ssize_t slot
+        # The socket's current fd, not the one we registered: if the user
+        # closed the socket, recvfrom(-1) fails with EBADF like the socket
+        # module, instead of reading from whatever reused the number.
+        cdef int fd = self._sock.fileno()
+        while True:
+            salen = sizeof(sa)
+            n = recvfrom(fd, _read_scratch, <size_t>self.max_size, 0, <sockaddr *>&sa, &salen)
+            if n >= 0:
+                break
+            err = errno
+            if err == EINTR:
+                PyErr_CheckSignals()   # PEP 475: run handlers, then retry
+                continue
+            if err == EAGAIN or err == EWOULDBLOCK:
+                return None
+            raise _os_error(err)
+        data = PyBytes_FromStringAndSize(_read_scratch, n)
+        if (self._peer_tuple is not None and salen == self._peer_rawlen
+                and memcmp(&sa, &self._peer_raw, salen) == 0):
+            return data   # the same sender as last time
+        if ((sa.ss_family == AF_INET or sa.ss_family == AF_INET6)
+                and salen <= sizeof(sockaddr_in6)):
+            slot = _peer_slot(<sockaddr *>&sa, salen)
+            peer = self._peer_cache_tuple[slot]
+            if (peer is None or self._peer_cache_len[slot] != salen
+                    or memcmp(&self._peer_cache_raw[slot], &sa, salen) != 0):
+                peer = _sockaddr_to_tuple(<sockaddr *>&sa, salen)
+                memcpy(&self._peer_cache_raw[slot], &sa, salen)
+                self._peer_cache_len[slot] = salen
+                self._peer_cache_tuple[slot] = peer
+        else:
+            peer = _sockaddr_to_tuple(<sockaddr *>&sa, salen)
+        self._peer_tuple = peer
+        memcpy(&self._peer_raw, &sa, salen)
+        self._peer_rawlen = salen
+        return data
+
+    # -- writing --
+
+    def sendto(self, data, addr=None):
+        """Send one datagram to addr (the endpoint's remote address if it has
+        one); queued if the socket cannot take it now."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data argument must be a bytes-like object, "
+                            f"not {type(data).__name__!r}")
+        if not _DATAGRAM_EMPTY_SENT and not data:
+            return
+        if self._address:
+            if addr is not None and addr != self._address:
+                raise ValueError(f"Invalid address: must be None or {self._address}")
+            addr = self._address
+        if self._conn_lost and (self._address or self._sock is None):
+            if self._conn_lost >= _LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                logger.warning("socket.send() raised exception.")
+            self._conn_lost += 1
+            return
+
+        if not self._buffer:
+            try:
+                if self._send_one(data, addr):
+                    return
+                # Would block: queue it, and send when the socket is writable.
+                self._loop._add_watch(self._sock_fd, True, self._sendto_ready, ())
+            except OSError as exc:
+                self._protocol.error_received(exc)
+                return
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal write error on datagram transport")
+                return
+
+        # Queue a copy: the caller may reuse a bytearray or memoryview.
+        data = bytes(data)
+        self._buffer.append((data, addr))
+        self._buffer_size += len(data) + _DATAGRAM_HEADER_SIZE
+        self._maybe_pause_protocol()
+
+    cdef bint _send_one(self, data, addr) except -1:
+        """Send one datagram now: True if sent, False if it would block.
+        Other failures raise, as the socket module's send()/sendto()."""
+        cdef Py_buffer view
+        cdef sockaddr *sa = NULL
+        cdef socklen_t salen = 0
+        cdef ssize_t n
+        cdef int fd, err
+        if self._native:
+            if not self._connected:
+                if addr is not None and addr is self._peer_tuple:
+                    sa = <sockaddr *>&self._peer_raw
+                    salen = self._peer_rawlen
+                elif self._dest_tuple is not None and _same_numeric_address(addr, self._dest_tuple):
+                    sa = <sockaddr *>&self._dest_raw
+                    salen = self._dest_rawlen
+                elif _tuple_to_sockaddr(self._family, addr, &self._dest_raw, &self._dest_rawlen):
+                    self._dest_tuple = addr
+                    sa = <sockaddr *>&self._dest_raw
+                    salen = self._dest_rawlen
+            if self._connected or sa != NULL:
+                try:
+                    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+                except Exception:
+                    # Not one contiguous buffer (or a released memoryview):
+                    # the socket module reports that in its own words below.
+                    pass
+                else:
+                    try:
+                        fd = self._sock.fileno()
+                        while True:
+                            if self._connected:
+                                n = send(fd, view.buf, <size_t>view.len, 0)
+                            else:
+                                n = sendto(fd, view.buf, <size_t>view.len, 0, sa, salen)
+                            if n >= 0:
+                                return True
+                            err = errno
+                            if err == EINTR:
+                                PyErr_CheckSignals()
+                                continue
+                            if err == EAGAIN or err == EWOULDBLOCK:
+                                return False
+                            raise _os_error(err)
+                    finally:
+                        PyBuffer_Release(&view)
+        try:
+            if self._connected:
+                self._sock.send(data)
+            else:
+                self._sock.sendto(data, addr)
+        except (BlockingIOError, InterruptedError):
+            return False
+        return True
+
+    def _sendto_ready(self):
+        """The socket is writable: send queued datagrams until it blocks."""
+        while self._buffer:
+            data, addr = self._buffer.popleft()
+            self._buffer_size -= len(data) + _DATAGRAM_HEADER_SIZE
+            try:
+                sent = self._send_one(data, addr)
+            except OSError as exc:
+                self._protocol.error_received(exc)
+                return
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal write error on datagram transport")
+                return
+            if not sent:
+                self._buffer.appendleft((data, addr))   # try again when writable
+                self._buffer_size += len(data) + _DATAGRAM_HEADER_SIZE
+                break
+
+        self._maybe_resume_protocol()   # may queue more
+        if not self._buffer:
+            self._loop._remove_watch(self._sock_fd, True)
+            if self._closing:
+                # close() was waiting for the queue to drain.
+                self._conn_lost += 1
+                self._call_connection_lost(None)
+
+    # -- closing --
+
+    def close(self):
+        """Close after the queued datagrams are sent; connection_lost(None)
+        follows."""
+        if self._closing:
+            return
+        self._closing = True
+        self._loop._remove_watch(self._sock_fd, False)
+        if not self._buffer:
+            self._conn_lost += 1
+            self._loop._remove_watch(self._sock_fd, True)
+            self._schedule(self._call_connection_lost, (None,))
+
+    def abort(self):
+        """Close now, dropping queued datagrams; connection_lost(None) follows."""
+        self._force_close(None)
+
+    cdef _fatal_error(self, exc, message):
+        # OSErrors are the network's doing, not a bug: logged in debug mode only.
+        if isinstance(exc, OSError):
+            if self._loop._debug:
+                logger.debug("%r: %s", self, message, exc_info=True)
+        else:
+            self._loop.call_exception_handler({
+                "message": message,
+                "exception": exc,
+                "transport": self,
+                "protocol": self._protocol,
+            })
+        self._force_close(exc)
+
+    cdef _force_close(self, exc):
+        if self._conn_lost:
+            return
+        self._buffer.clear()
+        self._buffer_size = 0
+        # Unconditionally: an error in _sendto_ready can leave the watch with
+        # an empty queue.
+        self._loop._remove_watch(self._sock_fd, True)
+        if not self._closing:
+            self._closing = True
+            self._loop._remove_watch(self._sock_fd, False)
+        self._conn_lost += 1
+        self._schedule(self._call_connection_lost, (exc,))
+
+    def _call_connection_lost(self, exc):
+        if self._lost_called:
+            return
+        self._lost_called = True
+        try:
+            self._protocol.connection_lost(exc)
+        finally:
+            # No watch may outlive the fd (a later fd with the same number
+            # would inherit it).
+            self._loop._remove_watch(self._sock_fd, False)
+            self._loop._remove_watch(self._sock_fd, True)
+            self._sock.close()
+            self._sock = None
+            self._protocol = None
+            self._peer_tuple = None
+            self._peer_cache_tuple = [None] * _PEER_CACHE_SIZE
+            self._dest_tuple = None
+
+
+cdef object _DatagramTransportInterface = _interface_class(
+    "DatagramTransport", _selector_events._SelectorDatagramTransport)
+
+
+cdef object _new_datagram_transport(Loop loop, sock, protocol, address, waiter, extra):
+    return DatagramTransport(loop, sock, protocol, address, waiter, extra)
