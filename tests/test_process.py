@@ -119,3 +119,72 @@ def test_forked_child_cannot_run_the_parents_loop(impl, new_loop):
     assert os.waitstatus_to_exitcode(status) == 0
     # The parent's loop is untouched by the child.
     assert loop.run_until_complete(asyncio.sleep(0.01, "parent")) == "parent"
+
+
+def test_pipes_communicate_and_huge_output(loop):
+    async def main():
+        proc = await asyncio.create_subprocess_exec(
+            "cat", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        payload = helpers.pattern_bytes(20_000_000, seed=2)
+        out, err = await proc.communicate(payload)
+        assert out == payload and err == b""
+        assert proc.returncode == 0
+
+        proc = await asyncio.create_subprocess_shell(
+            "echo out; echo err >&2; exit 3",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        out, _ = await proc.communicate()
+        assert sorted(out.split()) == [b"err", b"out"]
+        assert proc.returncode == 3
+    helpers.run(loop, main())
+
+
+def test_child_closing_stdin_early_is_not_an_error(loop):
+    async def main():
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "import os; os.close(0)",
+            stdin=asyncio.subprocess.PIPE)
+        # As asyncio: the broken pipe is swallowed by communicate().
+        await proc.communicate(b"x" * 5_000_000)
+        assert proc.returncode == 0
+    helpers.run(loop, main())
+
+
+def test_subprocess_protocol_callback_order(loop):
+    events = []
+
+    class Proto(asyncio.SubprocessProtocol):
+        def __init__(self):
+            self.done = loop.create_future()
+
+        def connection_made(self, transport):
+            events.append("made")
+
+        def pipe_data_received(self, fd, data):
+            events.append(("data", fd, bytes(data)))
+
+        def pipe_connection_lost(self, fd, exc):
+            events.append(("pipe_lost", fd))
+
+        def process_exited(self):
+            events.append("exited")
+
+        def connection_lost(self, exc):
+            events.append("lost")
+            self.done.set_result(None)
+
+    async def main():
+        transport, proto = await loop.subprocess_exec(
+            Proto, sys.executable, "-c", "print('hi', flush=True)",
+            stdin=None, stderr=None)
+        await proto.done
+        assert transport.get_returncode() == 0
+        assert transport.get_pid() > 0
+        transport.close()
+    helpers.run(loop, main())
+    assert events[0] == "made"
+    assert ("data", 1, b"hi\n") in events
+    assert ("pipe_lost", 1) in events
+    assert "exited" in events
+    assert events[-1] == "lost"
