@@ -73,6 +73,21 @@ class EchoServer(asyncio.Protocol):
         self.transport.close()
 
 
+async def echo_connection(loop):
+    """A TCP echo server on loopback and a Recorder client connected to it."""
+    server = await loop.create_server(EchoServer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport, proto = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port)
+    return server, transport, proto
+
+
+async def close_connection(server, transport, proto):
+    transport.close()
+    await proto.lost
+    server.close()
+    await server.wait_closed()
+
+
 async def _echo_round_trip(loop, connect):
     client = Recorder(loop)
     transport, _ = await connect(lambda: client)
@@ -111,11 +126,9 @@ def test_unix_echo_round_trip(loop, tmp_path):
 
 def test_transport_extra_info_and_nodelay(loop):
     async def main():
-        server = await loop.create_server(EchoServer, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        transport, proto = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port)
+        server, transport, proto = await echo_connection(loop)
         sock = transport.get_extra_info("socket")
-        assert transport.get_extra_info("peername") == ("127.0.0.1", port)
+        assert transport.get_extra_info("peername") == server.sockets[0].getsockname()
         assert transport.get_extra_info("sockname") == sock.getsockname()
         assert transport.get_extra_info("nonexistent", 42) == 42
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
@@ -126,10 +139,7 @@ def test_transport_extra_info_and_nodelay(loop):
         assert not transport.is_reading()
         transport.resume_reading()
         assert transport.is_reading()
-        transport.close()
-        await proto.lost
-        server.close()
-        await server.wait_closed()
+        await close_connection(server, transport, proto)
     helpers.run(loop, main())
 
 
@@ -197,9 +207,7 @@ def test_abort_drops_queued_data_and_loses_once(loop):
 
 def test_flow_control_pauses_and_resumes_writing(loop):
     async def main():
-        server = await loop.create_server(EchoServer, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        transport, proto = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port)
+        server, transport, proto = await echo_connection(loop)
         transport.set_write_buffer_limits(high=64 * 1024, low=16 * 1024)
         assert transport.get_write_buffer_limits() == (16 * 1024, 64 * 1024)
         with pytest.raises(ValueError):
@@ -210,18 +218,13 @@ def test_flow_control_pauses_and_resumes_writing(loop):
         await async_wait_until(lambda: len(proto.data) == len(payload))
         assert proto.resumed == 1
         assert bytes(proto.data) == payload
-        transport.close()
-        await proto.lost
-        server.close()
-        await server.wait_closed()
+        await close_connection(server, transport, proto)
     helpers.run(loop, main())
 
 
 def test_write_argument_and_state_errors(loop):
     async def main():
-        server = await loop.create_server(EchoServer, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        transport, proto = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port)
+        server, transport, proto = await echo_connection(loop)
         with pytest.raises(TypeError):
             transport.write("text is not bytes")
         transport.write(b"")  # nothing to do, no error
@@ -236,9 +239,7 @@ def test_write_argument_and_state_errors(loop):
 
 def test_writes_after_connection_lost_are_dropped_quietly(loop, caplog):
     async def main():
-        server = await loop.create_server(EchoServer, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        transport, proto = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port)
+        server, transport, proto = await echo_connection(loop)
         transport.abort()
         await proto.lost
         for _ in range(10):
@@ -362,16 +363,11 @@ def test_streams_and_server_close_clients(loop):
 
 def test_add_reader_on_a_transport_fd_is_refused(loop):
     async def main():
-        server = await loop.create_server(EchoServer, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        transport, proto = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port)
+        server, transport, proto = await echo_connection(loop)
         fd = transport.get_extra_info("socket").fileno()
         with pytest.raises(RuntimeError):
             loop.add_reader(fd, lambda: None)
-        transport.close()
-        await proto.lost
-        server.close()
-        await server.wait_closed()
+        await close_connection(server, transport, proto)
     helpers.run(loop, main())
 
 
@@ -482,9 +478,7 @@ def test_sendfile_over_a_transport(loop, tmp_path):
     path.write_bytes(data)
 
     async def main():
-        server = await loop.create_server(EchoServer, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        transport, proto = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port)
+        server, transport, proto = await echo_connection(loop)
         with open(path, "rb") as f:
             sent = await loop.sendfile(transport, f, offset=1000, count=2_000_000)
             assert sent == 2_000_000
@@ -492,10 +486,7 @@ def test_sendfile_over_a_transport(loop, tmp_path):
         transport.write(b"tail")
         await async_wait_until(lambda: len(proto.data) == 2_000_004)
         assert bytes(proto.data) == data[1000:2_001_000] + b"tail"
-        transport.close()
-        await proto.lost
-        server.close()
-        await server.wait_closed()
+        await close_connection(server, transport, proto)
     helpers.run(loop, main())
 
 
@@ -504,9 +495,7 @@ def test_sendfile_falls_back_for_objects_without_a_file_descriptor(loop):
     data = helpers.pattern_bytes(500_000, seed=11)
 
     async def main():
-        server = await loop.create_server(EchoServer, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        transport, proto = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port)
+        server, transport, proto = await echo_connection(loop)
         transport.set_write_buffer_limits(high=32 * 1024)
         source = io.BytesIO(data)
         assert await loop.sendfile(transport, source, offset=10) == len(data) - 10
@@ -517,10 +506,7 @@ def test_sendfile_falls_back_for_objects_without_a_file_descriptor(loop):
         assert bytes(proto.data) == data[10:]
         assert transport.get_protocol() is proto
         assert transport.is_reading()
-        transport.close()
-        await proto.lost
-        server.close()
-        await server.wait_closed()
+        await close_connection(server, transport, proto)
     helpers.run(loop, main())
 
 
@@ -544,8 +530,5 @@ def test_sendfile_over_tls_uses_the_fallback(loop, tls_contexts, tmp_path):
         with open(path, "rb") as f:
             assert await loop.sendfile(transport, f) == len(data)
         assert await asyncio.wait_for(got, helpers.SAFETY) == data
-        transport.close()
-        await proto.lost
-        server.close()
-        await server.wait_closed()
+        await close_connection(server, transport, proto)
     helpers.run(loop, main())
