@@ -98,8 +98,8 @@ cdef class Loop:
         int _sig_rfd
         dict _signal_handlers
 
-        # transports: fd -> live transport (weak), for _ensure_fd_no_transport
-        public object _transports
+        # fd -> weakref to the stream transport using it (_ensure_fd_no_transport)
+        public dict _transports
         public dict _unix_server_sockets  # 3.13 create_unix_server(cleanup_socket=)
 
         object _exception_handler

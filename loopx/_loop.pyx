@@ -180,7 +180,7 @@ cdef class Loop:
         self.slow_callback_duration = 0.1
         self._debug = _debug_from_environment()
         self._asyncgens = weakref.WeakSet()
-        self._transports = weakref.WeakValueDictionary()
+        self._transports = {}
         self._unix_server_sockets = {}
 
     def __init__(self):
@@ -735,10 +735,14 @@ cdef class Loop:
         return True
 
     def _ensure_fd_no_transport(self, fd):
-        fileno = _fileobj_to_fd(fd)
-        transport = self._transports.get(fileno)
-        if transport is not None and not transport.is_closing():
-            raise RuntimeError(f"File descriptor {fd!r} is used by transport {transport!r}")
+        # _transports maps fd -> weakref to its transport: a plain dict and a
+        # weakref call cost far less than a WeakValueDictionary lookup, and
+        # this runs on every sock_* wait.
+        ref = self._transports.get(_fileobj_to_fd(fd))
+        if ref is not None:
+            transport = ref()
+            if transport is not None and not transport.is_closing():
+                raise RuntimeError(f"File descriptor {fd!r} is used by transport {transport!r}")
 
     def add_reader(self, fd, callback, *args):
         """Call callback(*args) whenever fd is readable."""

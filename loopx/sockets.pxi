@@ -36,11 +36,15 @@ async def _sock_wait(Loop loop, sock, bint writer, attempt, tuple args):
     fd = sock.fileno()
     loop._ensure_fd_no_transport(fd)
     handle = loop._add_watch(fd, writer, _sock_retry, (fut, attempt, args))
-    fut.add_done_callback(functools.partial(_sock_unwatch, loop, fd, writer, handle))
     try:
         return await fut
     finally:
         fut = None  # break the cycle through the exception's traceback
+        # Unwatch when done, cancelled or abandoned -- unless someone
+        # replaced our watch with add_reader/add_writer meanwhile (which
+        # cancelled our handle): then it is theirs to remove.
+        if not handle.cancelled():
+            loop._remove_watch(fd, writer)
 
 
 def _sock_retry(fut, attempt, args):
@@ -57,13 +61,6 @@ def _sock_retry(fut, attempt, args):
     else:
         if result is not _PENDING:
             fut.set_result(result)
-
-
-def _sock_unwatch(Loop loop, fd, writer, Handle handle, fut):
-    # Someone may have replaced our watch with add_reader/add_writer in the
-    # meantime (which cancelled our handle): then it is theirs to remove.
-    if not handle._cancelled:
-        loop._remove_watch(fd, writer)
 
 
 cdef object _recv_now(Loop loop, int fd, Py_ssize_t n):

@@ -103,7 +103,7 @@ cdef class SocketTransport(_FlowControlTransport):
                 server._attach(self)
             else:
                 server._attach()
-        loop._transports[self._sock_fd] = self
+        loop._transports[self._sock_fd] = weakref.ref(self)
         _set_nodelay(sock)
         # asyncio's order: connection_made, then reading starts, then the
         # waiter (so a paused-in-connection_made protocol is respected).
@@ -452,6 +452,9 @@ cdef class SocketTransport(_FlowControlTransport):
             if self._protocol_connected:
                 self._protocol.connection_lost(exc)
         finally:
+            ref = self._loop._transports.get(self._sock_fd)
+            if ref is not None and ref() is self:
+                del self._loop._transports[self._sock_fd]
             self._sock.close()
             self._sock = None
             self._protocol = None
@@ -627,7 +630,7 @@ async def _sendfile_native(Loop loop, SocketTransport transp, file, offset, coun
     # Hand the socket to sock_sendfile() while the transport is quiet: reading
     # paused, nothing queued, and no longer registered as the fd's owner.
     fd = transp._sock_fd
-    del loop._transports[fd]
+    ref = loop._transports.pop(fd, None)
     resume_reading = transp.is_reading()
     transp.pause_reading()
     await transp._make_empty_waiter()
@@ -637,7 +640,7 @@ async def _sendfile_native(Loop loop, SocketTransport transp, file, offset, coun
         transp._reset_empty_waiter()
         if resume_reading:
             transp.resume_reading()
-        loop._transports[fd] = transp
+        loop._transports[fd] = ref
 
 
 class _SendfileFallbackProtocol(_protocols.Protocol):
