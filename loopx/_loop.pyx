@@ -94,8 +94,6 @@ cdef int64_t _BUSY_POLL_INTERVAL_NS = 50000
 
 cdef object _Future = futures.Future
 cdef object _Task = tasks.Task
-cdef object _set_running_loop = events._set_running_loop
-cdef object _get_running_loop = events._get_running_loop
 cdef bint _PY312 = sys.version_info >= (3, 12)
 cdef bint _PY313 = sys.version_info >= (3, 13)
 
@@ -123,12 +121,6 @@ if hasattr(os, "register_at_fork"):
 cdef object _os_error(int err):
     """The OSError for errno err; OSError picks the subclass (ConnectionResetError, ...)."""
     return OSError(err, os.strerror(err))
-
-
-def _debug_from_environment():
-    # asyncio.coroutines._is_debug_mode: -X dev or PYTHONASYNCIODEBUG.
-    return bool(sys.flags.dev_mode or (not sys.flags.ignore_environment
-                                       and os.environ.get("PYTHONASYNCIODEBUG")))
 
 
 cdef inline double _now():
@@ -178,7 +170,7 @@ cdef class Loop:
         self._signal_handlers = {}
         self._fork_generation = _fork_generation
         self.slow_callback_duration = 0.1
-        self._debug = _debug_from_environment()
+        self._debug = coroutines._is_debug_mode()  # -X dev, PYTHONASYNCIODEBUG
         self._asyncgens = weakref.WeakSet()
         self._transports = {}
         self._unix_server_sockets = {}
@@ -341,8 +333,6 @@ cdef class Loop:
         self._check_closed()
         self._check_callback(callback, "call_soon_threadsafe")
         cdef Handle h = self._call_soon(callback, args, context)
-        if h._traceback:
-            del h._traceback[-1]
         self._wakeup()
         return h
 
@@ -393,7 +383,9 @@ cdef class Loop:
     def _check_running(self):
         if self.is_running():
             raise RuntimeError("This event loop is already running")
-        if _get_running_loop() is not None:
+        # Looked up at each run, not bound at import: asyncio.events may have
+        # been given another implementation (the pure-Python one) since.
+        if events._get_running_loop() is not None:
             raise RuntimeError(
                 "Cannot run the event loop while another loop is running")
 
@@ -408,13 +400,13 @@ cdef class Loop:
         self._thread_id = threading.get_ident()
         sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
                                finalizer=self._asyncgen_finalizer_hook)
-        _set_running_loop(self)
+        events._set_running_loop(self)
 
     def _run_forever_cleanup(self):
         self._stopping = False
         self._iteration_polled = False
         self._thread_id = None
-        _set_running_loop(None)
+        events._set_running_loop(None)
         self._set_coroutine_origin_tracking(False)
         if self._old_agen_hooks is not None:
             sys.set_asyncgen_hooks(*self._old_agen_hooks)

@@ -47,6 +47,12 @@ async def _sock_wait(Loop loop, sock, bint writer, attempt, tuple args):
             loop._remove_watch(fd, writer)
 
 
+def _call_socket_method(sock, str name, tuple args):
+    # Looked up on every retry, as asyncio does: what the socket's method is
+    # may change while we wait (tests and wrappers patch it).
+    return getattr(sock, name)(*args)
+
+
 def _sock_retry(fut, attempt, args):
     if fut.done():
         return
@@ -87,7 +93,7 @@ async def _sock_recv(Loop loop, sock, n):
             return sock.recv(n)
         except _WOULD_BLOCK:
             pass
-        return await _sock_wait(loop, sock, False, sock.recv, (n,))
+        return await _sock_wait(loop, sock, False, _call_socket_method, (sock, "recv", (n,)))
     data = _recv_now(loop, sock.fileno(), n)
     if data is not _PENDING:
         return data
@@ -100,7 +106,7 @@ async def _sock_recv_into(Loop loop, sock, buf):
         return sock.recv_into(buf)
     except _WOULD_BLOCK:
         pass
-    return await _sock_wait(loop, sock, False, sock.recv_into, (buf,))
+    return await _sock_wait(loop, sock, False, _call_socket_method, (sock, "recv_into", (buf,)))
 
 
 async def _sock_recvfrom(Loop loop, sock, bufsize):
@@ -109,7 +115,7 @@ async def _sock_recvfrom(Loop loop, sock, bufsize):
         return sock.recvfrom(bufsize)
     except _WOULD_BLOCK:
         pass
-    return await _sock_wait(loop, sock, False, sock.recvfrom, (bufsize,))
+    return await _sock_wait(loop, sock, False, _call_socket_method, (sock, "recvfrom", (bufsize,)))
 
 
 async def _sock_recvfrom_into(Loop loop, sock, buf, nbytes):
@@ -120,7 +126,7 @@ async def _sock_recvfrom_into(Loop loop, sock, buf, nbytes):
         return sock.recvfrom_into(buf, nbytes)
     except _WOULD_BLOCK:
         pass
-    return await _sock_wait(loop, sock, False, sock.recvfrom_into, (buf, nbytes))
+    return await _sock_wait(loop, sock, False, _call_socket_method, (sock, "recvfrom_into", (buf, nbytes)))
 
 
 async def _sock_sendto(Loop loop, sock, data, address):
@@ -129,7 +135,7 @@ async def _sock_sendto(Loop loop, sock, data, address):
         return sock.sendto(data, address)
     except _WOULD_BLOCK:
         pass
-    return await _sock_wait(loop, sock, True, sock.sendto, (data, address))
+    return await _sock_wait(loop, sock, True, _call_socket_method, (sock, "sendto", (data, address)))
 
 
 cdef class _SendAll:

@@ -55,10 +55,7 @@ def match(entries, test_id, loop, version=None):
 
 
 E = Entry
-BOTH = ("loopx", "asyncio")
 
-TRANSPORTS = "issue 3 (transports)"
-SUBPROCESS = "issue 4 (subprocess)"
 
 EXCLUDED = [
     # --- test_base_events: BaseEventLoopWithSelectorTests rebound to the loop under test
@@ -73,6 +70,8 @@ EXCLUDED = [
     # and are not listed.)
     E("test_base_events.BaseEventLoopWithTargetTests.test_create_connection_bluetooth",
       "patches asyncio.base_events.socket; loopx's sock_connect resolves with the real module"),
+    E("test_base_events.BaseEventLoopWithTargetTests.test_create_datagram_endpoint_no_addrinfo",
+      "patches asyncio.base_events.socket.getaddrinfo; loopx resolves with the real module"),
     E("test_base_events.BaseEventLoopWithTargetTests.test_create_server_soreuseport_only_defined",
       "patches asyncio.base_events.socket; its mock socket's fileno() reaches loopx's fd table"),
 
@@ -119,10 +118,8 @@ EXCLUDED = [
       )),
     E("test_unix_events.TargetEventLoopUnixSockSendfileTests.*",
       "drive loop._sock_sendfile_native(_impl) and loop._selector directly"),
-]
 
-# --- test_subprocess (pending until issue 4)
-EXCLUDED += [
+    # --- test_subprocess
     E("test_subprocess.GenericWatcherTests.*",
       "checks that the standard loop consults the policy's child watcher; "
       "loopx reaps its own children"),
@@ -130,57 +127,9 @@ EXCLUDED += [
 
 KNOWN_FAILURES = [
     # --- Real bugs found by this suite: fix, then delete the entry.
-    E("test_events.HandleTests.test_handle_source_traceback",
-      "BUG: debug-mode call_soon_threadsafe() handle's _source_traceback drops the "
-      "caller's frame (the `del h._traceback[-1]` copied from asyncio removes a "
-      "frame Cython never made)"),
-    *(E(pattern, "BUG: loopx's SocketTransport is not an asyncio.Transport instance")
-      for pattern in (
-          "test_events.TargetEventLoopTests.test_create_connection",
-          "test_events.TargetEventLoopTests.test_create_unix_connection",
-          "test_sock_lowlevel.TargetEventLoopTests.test_create_connection_sock",
-      )),
-    E("test_sock_lowlevel.TargetEventLoopTests.test_sendto_blocking",
-      "BUG: sock_sendto() binds sock.sendto once and retries that bound method "
-      "forever (busy loop); asyncio looks sock.sendto up on every retry, which the "
-      "test relies on to swap a mock socket's method", run=False),
-    E("test_runners.RunTests.test_asyncio_run_debug",
-      "loopx computes the default debug flag itself instead of calling "
-      "asyncio.coroutines._is_debug_mode(), which the test patches"),
-    E("test_events.TestPyGetEventLoop.test_get_event_loop_returns_running_loop*",
-      "the test swaps asyncio.events._set_running_loop for its pure-Python version; "
-      "loopx calls the C one it bound at import, so the Python get_event_loop "
-      "cannot see the running loop"),
-
-    # --- Not implemented yet
-    E("test_base_events.BaseEventLoopWithTargetTests.test_create_datagram_endpoint_*",
-      TRANSPORTS + ": UDP (create_datagram_endpoint)"),
-    E("test_events.TargetEventLoopTests.test_create_datagram_endpoint*",
-      TRANSPORTS + ": UDP (create_datagram_endpoint)"),
-    E("test_events.TargetEventLoopTests.test_datagram_*",
-      TRANSPORTS + ": UDP (create_datagram_endpoint)"),
-    E("test_sendfile.TargetEventLoopTests.test_sendfile_not_supported",
-      TRANSPORTS + ": UDP (create_datagram_endpoint)"),
-    E("test_events.TargetEventLoopTests.test_*_pipe*", TRANSPORTS + ": pipes"),
-    E("test_events.TargetEventLoopTests.test_*_pty*", TRANSPORTS + ": pipes"),
-    E("test_events.TargetEventLoopTests.test_bidirectional_pty", TRANSPORTS + ": pipes"),
-    E("test_streams.StreamTests.test_read_all_from_pipe_reader", TRANSPORTS + ": pipes"),
-    E("test_streams.StreamTests.test_unclosed_resource_warnings",
-      "collateral of test_read_all_from_pipe_reader: the pipe file that test leaves "
-      "open (connect_read_pipe raised) is collected here as a second ResourceWarning",
-      py=(3, 13)),
-    # Subprocesses with stdio pipes hang (no pipe transports yet); those
-    # without pipes work.
-    *(E("test_events.TargetEventLoopTests." + name, SUBPROCESS + ": stdio pipes hang")
-      for name in (
-          "test_subprocess_close_client_stream",
-          "test_subprocess_exec",
-          "test_subprocess_interactive",
-          "test_subprocess_kill",
-          "test_subprocess_send_signal",
-          "test_subprocess_shell",
-          "test_subprocess_stderr",
-          "test_subprocess_stderr_redirect_to_stdout",
-          "test_subprocess_terminate",
-      )),
+    E("test_subprocess.TargetSubprocessTests.test_pause_reading",
+      "BUG: loopx pipe transports reject attribute assignment (cdef class, "
+      "'pause_reading' is read-only); the test wraps them from an overridden "
+      "loop.connect_read_pipe; the AttributeError fails subprocess_exec's pipe "
+      "setup and the call then never returns"),
 ]

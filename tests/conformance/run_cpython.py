@@ -46,6 +46,7 @@ import exclusions  # noqa: E402  (lives next to this file)
 # start the slow ones first when running in parallel.
 CORE_MODULES = {
     "test_tasks": 20,
+    "test_subprocess": 15,
     "test_events": 12,
     "test_ssl": 10,
     "test_taskgroups": 8,
@@ -76,9 +77,8 @@ CORE_MODULES = {
 # Modules about features loopx does not have yet: every test would be a known
 # failure, so they are left out of the default run (LOOPX_CONFORMANCE_ALL=1 or
 # --all includes them).  Move a module to CORE_MODULES when its issue lands.
-PENDING_MODULES = {
-    "test_subprocess": ("issue 4 (subprocess)", 15),
-}
+# (module name -> (reason, cost)), e.g. "test_foo": ("issue 9 (foo)", 2)
+PENDING_MODULES = {}
 
 DEFAULT_TEST_TIMEOUT = float(os.environ.get("LOOPX_CONFORMANCE_TIMEOUT", "30"))
 KNOWN_FAILURE_TIMEOUT = float(os.environ.get("LOOPX_CONFORMANCE_KNOWN_TIMEOUT", "10"))
@@ -565,13 +565,16 @@ def worker_main(args):
         out.write(json.dumps(obj) + "\n")
         out.flush()
 
+    import importlib
+    import unittest
+
     try:
-        import test.test_asyncio  # noqa: F401  (its __init__ may skip: no sockets)
+        importlib.import_module("test.test_asyncio")
     except ImportError as exc:
         emit({"ev": "fatal", "kind": "no-test-package", "msg": repr(exc)})
         return EXIT_NO_TEST_PACKAGE
-    except BaseException as exc:  # unittest.SkipTest
-        emit({"ev": "fatal", "kind": "module-skipped", "msg": repr(exc)})
+    except unittest.SkipTest as exc:  # its __init__ skips without working sockets
+        emit({"ev": "fatal", "kind": "module-skipped", "msg": str(exc)})
         return EXIT_MODULE_SKIPPED
 
     try:
@@ -579,9 +582,6 @@ def worker_main(args):
     except ImportError as exc:
         emit({"ev": "fatal", "kind": "no-loopx", "msg": repr(exc)})
         return EXIT_NO_LOOPX
-
-    import importlib
-    import unittest
 
     _patch_test_utils()
     modname = "test.test_asyncio." + args.worker
@@ -628,6 +628,7 @@ def worker_main(args):
     # Tell the driver what will run, so that if it has to give up on the
     # module it can name the tests that never ran.
     emit({"ev": "plan", "ids": [short_id(t.id()) for t in selected]})
+
     def timeout_for(tid):
         # Known failures get a shorter leash: when they hang they still cost
         # time, and they are expected to fail anyway.
@@ -656,7 +657,7 @@ class ModuleReport:
         self.module = module
         self.loop = loop
         self.python = python_tag()
-        self.status = "ok"        # ok | no-test-package | no-loopx | skipped | harness-error
+        self.status = "ok"        # ok | no-test-package | no-loopx | skipped
         self.message = ""
         self.tests = {}           # id -> record
         self.restarts = 0
