@@ -52,6 +52,10 @@ cdef class _TransportBase:
         dict _extra
         bint _closing
         object __weakref__
+        # Programs (and CPython's tests) set attributes on transports, even
+        # replace methods; asyncio's transports allow it, so ours do too.
+        # The dict is only made when first used.
+        dict __dict__
 
     cdef _init_base(self, Loop loop, protocol, extra):
         self._loop = loop

@@ -126,10 +126,5 @@ EXCLUDED = [
 ]
 
 KNOWN_FAILURES = [
-    # --- Real bugs found by this suite: fix, then delete the entry.
-    E("test_subprocess.TargetSubprocessTests.test_pause_reading",
-      "BUG: loopx pipe transports reject attribute assignment (cdef class, "
-      "'pause_reading' is read-only); the test wraps them from an overridden "
-      "loop.connect_read_pipe; the AttributeError fails subprocess_exec's pipe "
-      "setup and the call then never returns"),
+    # Real loopx bugs found by this suite go here until fixed (none open).
 ]
