@@ -38,7 +38,7 @@ import traceback
 import warnings
 import weakref
 
-from asyncio import base_events as _base_events, coroutines, events, futures, tasks
+from asyncio import coroutines, events, futures, tasks
 from asyncio.log import logger
 
 

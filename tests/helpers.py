@@ -400,3 +400,13 @@ class Recorder:
 
     def resume_writing(self):
         self._note("resume_writing", self.transport.get_write_buffer_size())
+
+
+def resource_warnings_when_collected(held):
+    """Empty the list ``held`` (the test's only references to some objects),
+    collect garbage, and return the ResourceWarning messages that produced."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        held.clear()
+        gc.collect()
+    return [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]

@@ -17,6 +17,7 @@ import warnings
 
 import pytest
 
+import helpers
 from helpers import Recorder, collect_errors, is_loopx, open_fds, pattern_bytes, run
 
 BIG = 10 * 1024 * 1024
@@ -620,16 +621,12 @@ def test_unclosed_pipe_transport_warns(loop):
     async def main():
         return await read_pipe(loop, r)
 
-    transport, protocol = run(loop, main())
+    held = list(run(loop, main()))  # transport, protocol
     loop.close()
     os.close(w)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        del transport, protocol
-        gc.collect()
+    messages = helpers.resource_warnings_when_collected(held)
     # The file object may warn about itself too: the collector finalizes the
     # cycle's members in no particular order.
-    messages = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
     assert any(m.startswith("unclosed transport") for m in messages), messages
 
 

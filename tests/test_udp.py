@@ -17,6 +17,7 @@ import warnings
 
 import pytest
 
+import helpers
 from helpers import Recorder, collect_errors, is_loopx, pattern_bytes, run
 
 PY313 = sys.version_info >= (3, 13)
@@ -811,15 +812,11 @@ def test_unclosed_transport_warns(loop):
     async def main():
         return await endpoint(loop, local_addr=("127.0.0.1", 0))
 
-    transport, protocol = run(loop, main())
+    held = list(run(loop, main()))  # transport, protocol
     loop.close()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        del transport, protocol
-        gc.collect()
+    messages = helpers.resource_warnings_when_collected(held)
     # The file object may warn about itself too: the collector finalizes the
     # cycle's members in no particular order.
-    messages = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
     assert any(m.startswith("unclosed transport") for m in messages), messages
 
 
