@@ -11,11 +11,29 @@ import sys
 from setuptools import Extension, setup
 from setuptools.dist import Distribution
 
-if sys.platform.startswith("linux"):
+KQUEUE_PLATFORMS = ("darwin", "freebsd", "openbsd", "netbsd", "dragonfly")
+
+# LOOPX_POLLER=kqueue on Linux builds the kqueue poller over the emulation in
+# tests/kqueue_emu, so the whole test suite exercises it here (see
+# scripts/test_kqueue_emu.sh); it is never used for a real install.
+poller = os.environ.get("LOOPX_POLLER")
+if poller is None:
+    if sys.platform.startswith("linux"):
+        poller = "epoll"
+    elif sys.platform.startswith(KQUEUE_PLATFORMS):
+        poller = "kqueue"
+include_dirs = ["csrc"]
+extra_sources = []
+if poller == "epoll":
     poller_macros = [("LOOPX_POLL_EPOLL", "1")]
+elif poller == "kqueue":
+    poller_macros = [("LOOPX_POLL_KQUEUE", "1")]
+    if not sys.platform.startswith(KQUEUE_PLATFORMS):
+        include_dirs.append("tests/kqueue_emu/include")
+        extra_sources.append("tests/kqueue_emu/kqueue_emu.c")
 else:
-    # kqueue and IOCP pollers are tracked in their own issue; until they land
-    # the package still installs and loopx/__init__ explains what is missing.
+    # Windows (IOCP) is tracked in its own issue; until it lands the package
+    # still installs and loopx/__init__ explains what is missing.
     poller_macros = []
 
 debug = os.environ.get("LOOPX_DEBUG_BUILD") == "1"
@@ -28,8 +46,8 @@ if poller_macros:
     extensions.append(
         Extension(
             "loopx._loop",
-            ["loopx/_loop.pyx"],
-            include_dirs=["csrc"],
+            ["loopx/_loop.pyx"] + extra_sources,
+            include_dirs=include_dirs,
             define_macros=poller_macros,
             extra_compile_args=extra_compile_args,
         )

@@ -31,6 +31,30 @@ cdef extern from "timer_heap.h":
     int lx_th_traverse(lx_timer_heap *h, visitproc visit, void *arg)
 
 
+cdef extern from "poller.h" nogil:
+    ctypedef struct lx_event:
+        int ident
+        unsigned int events
+    ctypedef struct lx_poller:
+        int fd
+        int wake_rfd
+        int wake_wfd
+        lx_event *events
+        int cap
+    unsigned int LX_READ, LX_WRITE, LX_WAKEUP, LX_PROC_EXIT
+    bint LX_POLLER_WATCHES_PROC
+    const char *LX_POLLER_NAME
+    int lx_poller_open(lx_poller *p)
+    void lx_poller_close(lx_poller *p)
+    int lx_poller_modify(lx_poller *p, int fd, unsigned int old, unsigned int new_)
+    int lx_poller_wait(lx_poller *p, int64_t timeout_ns)
+    int lx_poller_wakeup(lx_poller *p)
+    void lx_poller_wakeup_clear(lx_poller *p)
+    int lx_poller_watch_exit(lx_poller *p, int pid)
+    void lx_poller_grow_events(lx_poller *p)
+    int64_t lx_monotonic_ns()
+
+
 cdef class Handle:
     cdef:
         object _callback
@@ -57,7 +81,8 @@ cdef class TimerHandle(Handle):
 
 cdef struct FdWatch:
     # One slot per fd, indexed by fd: the add_reader/add_writer handles
-    # (owned references or NULL) and the epoll interest mask registered.
+    # (owned references or NULL) and the interest registered with the
+    # poller (LX_READ | LX_WRITE).
     PyObject *reader
     PyObject *writer
     uint32_t events
@@ -77,19 +102,17 @@ cdef class Loop:
         object _current_handle
 
         # poller
-        int _epfd
+        lx_poller _poller
         int64_t _last_poll_ns  # when the last poll returned
         bint _iteration_polled # polled since run_forever() started
-        void *_events          # struct epoll_event[_events_cap]
-        int _events_cap
         FdWatch *_fds
         Py_ssize_t _fds_cap
 
-        # cross-thread wakeup (eventfd): _wake_pending is set by whoever
-        # writes to it and cleared by the loop when it drains it, so a burst
-        # of call_soon_threadsafe costs one write.
-        int _wake_fd
+        # cross-thread wakeup (lx_poller_wakeup): _wake_pending is set by
+        # whoever wakes the poller and cleared by the loop when it drains the
+        # wakeup, so a burst of call_soon_threadsafe costs one syscall.
         bint _wake_pending
+        dict _exit_watchers    # pid -> subprocess transport (kqueue EVFILT_PROC)
 
         # signals: Python's wakeup fd writes signal numbers into _sig_wsock;
         # the loop reads them from _sig_rsock.
@@ -124,6 +147,7 @@ cdef class Loop:
     cdef _wakeup(self)
     cdef _drain_wakeup(self)
     cdef _drain_signals(self)
+    cdef _child_exit_seen(self, int pid)
     cdef int _fd_grow(self, int fd) except -1
     cdef int _fd_set_interest(self, int fd, uint32_t events) except -1
     cdef Handle _add_watch(self, object fileobj, bint writer, callback, args)

@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""loopx's native event loop (Linux, epoll).
+"""loopx's native event loop (epoll on Linux, kqueue on macOS and the BSDs).
 
 One extension module: the loop (this file) plus include files per concern
 (handles.pxi, sockets.pxi, signals.pxi, ...).  Keeping them in one module makes
@@ -17,7 +17,7 @@ The run loop, one iteration (_run_once):
 cimport cython
 from cpython.object cimport PyObject, PyTypeObject, traverseproc, visitproc, Py_LT, Py_LE, Py_EQ, Py_NE, Py_GT, Py_GE
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
-from libc.errno cimport errno, EINTR, EAGAIN, ENOENT, EEXIST, EBADF
+from libc.errno cimport errno, EINTR, EAGAIN, ESRCH
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.string cimport memset
 from libc.math cimport ceil
@@ -59,26 +59,18 @@ cdef extern from "Python.h":
     int CO_COROUTINE
 
 
-cdef extern from "poll_epoll.h" nogil:
-    ctypedef union epoll_data_t:
-        int fd
-        uint64_t u64
-    struct epoll_event:
-        uint32_t events
-        epoll_data_t data
-    int EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP
-    int EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL, EPOLL_CLOEXEC
-    int EFD_NONBLOCK, EFD_CLOEXEC
-    int F_GETFD
-    int epoll_create1(int flags)
-    int epoll_ctl(int epfd, int op, int fd, epoll_event *event)
-    int eventfd(unsigned int initval, int flags)
+cdef extern from "<unistd.h>" nogil:
     ssize_t read(int fd, void *buf, size_t count)
     ssize_t write(int fd, const void *buf, size_t count)
     int close(int fd)
+
+cdef extern from "<fcntl.h>" nogil:
+    int F_GETFD
     int fcntl(int fd, int cmd, ...)
-    int lx_epoll_wait_ns(int epfd, epoll_event *events, int maxevents, int64_t timeout_ns)
-    int64_t lx_monotonic_ns()
+
+
+# The poller for this OS (csrc/poller.h: epoll or kqueue), declared in _loop.pxd.
+POLLER = LX_POLLER_NAME.decode()
 
 
 # asyncio's limits and debug settings, so loopx behaves the same.
@@ -86,7 +78,6 @@ cdef Py_ssize_t _MIN_SCHEDULED_TIMER_HANDLES = 100      # compact only bigger he
 cdef int64_t _MAX_TIMEOUT_NS = 24 * 3600 * 1000000000   # asyncio's MAXIMUM_SELECT_TIMEOUT
 cdef double _CLOCK_RESOLUTION = 1e-9                    # CLOCK_MONOTONIC on Linux
 cdef int _DEBUG_STACK_DEPTH = 10                        # asyncio.constants.DEBUG_STACK_DEPTH
-cdef int _MAX_EVENTS = 4096
 cdef enum:
     _MAX_IOV = 64          # buffers per sendmsg(); plenty to fill a socket buffer
 # While callbacks are ready, poll for I/O at most this often (see _run_once).
@@ -146,27 +137,15 @@ cdef class Loop:
     """The native core of loopx.Loop (see loopx/_policy.py)."""
 
     def __cinit__(self):
-        self._epfd = -1
-        self._wake_fd = -1
+        # The object's memory starts zeroed, and fd 0 is a real fd: mark the
+        # poller's fds absent before anything can fail.
+        self._poller.fd = self._poller.wake_rfd = self._poller.wake_wfd = -1
         self._sig_rfd = -1
         lx_rq_init(&self._ready, 512)
         lx_th_init(&self._timers, 128)
-        self._events_cap = 64
-        self._events = PyMem_Malloc(sizeof(epoll_event) * self._events_cap)
-        if self._events == NULL:
-            raise MemoryError()
-        self._epfd = epoll_create1(EPOLL_CLOEXEC)
-        if self._epfd < 0:
+        if lx_poller_open(&self._poller) < 0:
             raise _os_error(errno)
-        self._wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)
-        if self._wake_fd < 0:
-            raise _os_error(errno)
-        cdef epoll_event ev
-        ev.events = EPOLLIN
-        ev.data.u64 = 0
-        ev.data.fd = self._wake_fd
-        if epoll_ctl(self._epfd, EPOLL_CTL_ADD, self._wake_fd, &ev) < 0:
-            raise _os_error(errno)
+        self._exit_watchers = {}
         self._signal_handlers = {}
         self._fork_generation = _fork_generation
         self.slow_callback_duration = 0.1
@@ -199,15 +178,7 @@ cdef class Loop:
                 if fds[fd].writer != NULL:
                     _lx_decref(fds[fd].writer)
             PyMem_Free(fds)
-        if self._events != NULL:
-            PyMem_Free(self._events)
-            self._events = NULL
-        if self._epfd >= 0:
-            close(self._epfd)
-            self._epfd = -1
-        if self._wake_fd >= 0:
-            close(self._wake_fd)
-            self._wake_fd = -1
+        lx_poller_close(&self._poller)
 
     def __del__(self):
         if not self._closed:
@@ -339,18 +310,16 @@ cdef class Loop:
     cdef _wakeup(self):
         # Wake a poll that may be blocking.  Every thread runs this with the
         # GIL held, so the flag needs no lock: one write per burst.
-        cdef uint64_t one = 1
-        if not self._wake_pending and self._wake_fd >= 0:
+        if not self._wake_pending and self._poller.fd >= 0:
             self._wake_pending = True
-            if write(self._wake_fd, &one, sizeof(one)) < 0 and errno != EAGAIN:
+            if lx_poller_wakeup(&self._poller) < 0:
                 self._wake_pending = False
 
     cdef _drain_wakeup(self):
-        cdef uint64_t value
         # Clear the flag after draining: a thread that queued a callback
         # between the two has seen the flag set and relies on us to run its
         # callback, which we do because it is already in the ready queue.
-        read(self._wake_fd, &value, sizeof(value))
+        lx_poller_wakeup_clear(&self._poller)
         self._wake_pending = False
 
     # ------------------------------------------------------------------
@@ -570,15 +539,14 @@ cdef class Loop:
     # The poller (epoll) and the fd table
 
     cdef int _poll(self, int64_t timeout_ns) except -1:
-        cdef epoll_event *events = <epoll_event *>self._events
         cdef int n, i, fd
-        cdef uint32_t ev
+        cdef unsigned int ev
         if timeout_ns == 0:
             # A zero-timeout poll never blocks: keep the GIL.
-            n = lx_epoll_wait_ns(self._epfd, events, self._events_cap, 0)
+            n = lx_poller_wait(&self._poller, 0)
         else:
             with nogil:
-                n = lx_epoll_wait_ns(self._epfd, events, self._events_cap, timeout_ns)
+                n = lx_poller_wait(&self._poller, timeout_ns)
         if n < 0:
             if errno == EINTR:
                 # A signal arrived: run Python-level handlers now (Ctrl-C
@@ -588,36 +556,41 @@ cdef class Loop:
             raise _os_error(errno)
 
         for i in range(n):
-            fd = events[i].data.fd
-            ev = events[i].events
-            if fd == self._wake_fd:
-                self._drain_wakeup()
+            fd = self._poller.events[i].ident
+            ev = self._poller.events[i].events
+            if ev & (LX_WAKEUP | LX_PROC_EXIT):
+                if ev & LX_WAKEUP:
+                    self._drain_wakeup()
+                else:
+                    self._child_exit_seen(fd)
                 continue
             if fd == self._sig_rfd:
                 self._drain_signals()
                 continue
             # Index the table afresh for each use: _remove_watch can run
             # Python code (finalizers) that grows and moves the table.
-            # Errors and hang-ups wake both directions, as selectors do.
-            if ev & (EPOLLIN | EPOLLERR | EPOLLHUP) and fd < self._fds_cap and self._fds[fd].reader != NULL:
+            if ev & LX_READ and fd < self._fds_cap and self._fds[fd].reader != NULL:
                 if (<Handle>self._fds[fd].reader)._cancelled:
                     self._remove_watch(fd, False)
                 else:
                     lx_rq_push(&self._ready, self._fds[fd].reader)
-            if ev & (EPOLLOUT | EPOLLERR | EPOLLHUP) and fd < self._fds_cap and self._fds[fd].writer != NULL:
+            if ev & LX_WRITE and fd < self._fds_cap and self._fds[fd].writer != NULL:
                 if (<Handle>self._fds[fd].writer)._cancelled:
                     self._remove_watch(fd, True)
                 else:
                     lx_rq_push(&self._ready, self._fds[fd].writer)
 
-        if n == self._events_cap and self._events_cap < _MAX_EVENTS:
-            # Every slot was used: more fds may be ready than we can see in
-            # one poll.  Grow so busy loops need fewer syscalls.
-            new_events = PyMem_Realloc(self._events, sizeof(epoll_event) * self._events_cap * 2)
-            if new_events != NULL:
-                self._events = new_events
-                self._events_cap *= 2
+        if n == self._poller.cap:
+            # Every slot was used: more fds may be ready than one poll can
+            # report.  Grow so busy loops need fewer syscalls.
+            lx_poller_grow_events(&self._poller)
         return 0
+
+    cdef _child_exit_seen(self, int pid):
+        # kqueue's EVFILT_PROC said pid exited (see process.pxi).
+        transp = self._exit_watchers.pop(pid, None)
+        if transp is not None:
+            self.call_soon(_child_exited_reap, self, pid, transp)
 
     cdef int _fd_grow(self, int fd) except -1:
         cdef Py_ssize_t newcap, i
@@ -641,37 +614,12 @@ cdef class Loop:
         return 0
 
     cdef int _fd_set_interest(self, int fd, uint32_t events) except -1:
-        """Tell epoll what we want of fd; only changes cost a syscall."""
+        """Tell the poller what we want of fd; only changes cost a syscall."""
         cdef FdWatch *w = &self._fds[fd]
-        cdef epoll_event ev
-        cdef int op, r
-        if events == w.events:
-            return 0
-        ev.events = events
-        ev.data.u64 = 0
-        ev.data.fd = fd
-        if w.events == 0:
-            op = EPOLL_CTL_ADD
-        elif events == 0:
-            op = EPOLL_CTL_DEL
-        else:
-            op = EPOLL_CTL_MOD
-        r = epoll_ctl(self._epfd, op, fd, &ev)
-        if r < 0:
-            if op == EPOLL_CTL_MOD and errno == ENOENT:
-                # The fd was closed and its number reused: closing removed
-                # the old registration, so register afresh.
-                r = epoll_ctl(self._epfd, EPOLL_CTL_ADD, fd, &ev)
-            elif op == EPOLL_CTL_ADD and errno == EEXIST:
-                r = epoll_ctl(self._epfd, EPOLL_CTL_MOD, fd, &ev)
-            elif events == 0 or (events & w.events) == events:
-                # Only removing interest in an fd that is already closed: the
-                # kernel has forgotten it, which is what we wanted.
-                if errno == ENOENT or errno == EBADF:
-                    r = 0
-            if r < 0:
+        if events != w.events:
+            if lx_poller_modify(&self._poller, fd, w.events, events) < 0:
                 raise _os_error(errno)
-        w.events = events
+            w.events = events
         return 0
 
     cdef Handle _add_watch(self, object fileobj, bint writer, callback, args):
@@ -686,7 +634,7 @@ cdef class Loop:
         cdef Handle h = new_handle(self, callback, args, PyContext_CopyCurrent())
         self._fd_grow(fd)
         cdef FdWatch *w = &self._fds[fd]
-        self._fd_set_interest(fd, w.events | (EPOLLOUT if writer else EPOLLIN))
+        self._fd_set_interest(fd, w.events | (LX_WRITE if writer else LX_READ))
         w = &self._fds[fd]
         _lx_incref(<PyObject *>h)
         if writer:
@@ -720,7 +668,7 @@ cdef class Loop:
         if old == NULL:
             return False
         try:
-            self._fd_set_interest(fd, w.events & ~(EPOLLOUT if writer else EPOLLIN))
+            self._fd_set_interest(fd, w.events & ~(LX_WRITE if writer else LX_READ))
         finally:
             (<Handle>old)._cancel()
             _lx_decref(old)

@@ -5,10 +5,11 @@
 # (asyncio.unix_events._UnixSubprocessTransport): it talks to the child over
 # our native pipe transports.  What the standard loop delegates to a child
 # watcher (a thread per child in 3.12+, or a SIGCHLD handler) loopx does in the
-# loop itself: a pidfd (Linux 5.3+) becomes readable when the child exits and
-# is watched like any fd; the loop then reaps the child with waitpid().
-# Where pidfd_open is missing (old kernels, seccomp), a thread per child waits
-# instead, as asyncio's ThreadedChildWatcher does.
+# loop itself: kqueue reports a child's exit (EVFILT_PROC), and on Linux a
+# pidfd (5.3+) becomes readable when the child exits and is watched like any
+# fd; the loop then reaps the child with waitpid().  Where neither is there
+# (old kernels, seccomp), a thread per child waits instead, as asyncio's
+# ThreadedChildWatcher does.
 
 import subprocess
 from asyncio import unix_events as _unix_events
@@ -33,6 +34,14 @@ async def _make_subprocess_transport(Loop loop, protocol, args, shell, stdin, st
 
 
 cdef _watch_child(Loop loop, int pid, transp):
+    if LX_POLLER_WATCHES_PROC:
+        if lx_poller_watch_exit(&loop._poller, pid) == 0:
+            loop._exit_watchers[pid] = transp   # see Loop._child_exit_seen
+            return
+        if errno == ESRCH:
+            # Already exited, and this kernel won't watch a zombie.
+            loop.call_soon(_child_exited_reap, loop, pid, transp)
+            return
     try:
         pidfd = os.pidfd_open(pid)
     except (AttributeError, OSError):
@@ -47,6 +56,10 @@ cdef _watch_child(Loop loop, int pid, transp):
 def _child_exited(Loop loop, int pidfd, int pid, transp):
     loop._remove_watch(pidfd, False)
     os.close(pidfd)
+    _child_exited_reap(loop, pid, transp)
+
+
+def _child_exited_reap(Loop loop, int pid, transp):
     _report_exit(loop, pid, transp, _reap(pid, os.WNOHANG))
 
 
@@ -61,7 +74,7 @@ cdef object _reap(int pid, int options):
                        "will report returncode 255", pid)
         return 255
     if reaped == 0:
-        # The pidfd said exited but waitpid disagrees: only possible if the
+        # The poller said exited but waitpid disagrees: only possible if the
         # pid was reaped and reused; wait for real.
         return _reap(pid, 0)
     return os.waitstatus_to_exitcode(status)

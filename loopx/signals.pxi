@@ -4,7 +4,7 @@
 # fd (our socketpair's write end) and flags the signal for the Python-level
 # handler, which we set to a no-op.  The poller sees the read end readable and
 # the loop runs the registered handler as an ordinary callback.  A signal that
-# interrupts epoll_wait also gets PyErr_CheckSignals() there, so Ctrl-C with no
+# interrupts the poll also gets PyErr_CheckSignals() there, so Ctrl-C with no
 # handler of ours raises KeyboardInterrupt immediately.
 
 
@@ -20,16 +20,12 @@ cdef _check_signal(sig):
 
 
 cdef _ensure_signal_socket(Loop loop):
-    cdef epoll_event ev
     if loop._sig_rsock is not None:
         return
     rsock, wsock = socket.socketpair()
     rsock.setblocking(False)
     wsock.setblocking(False)
-    ev.events = EPOLLIN
-    ev.data.u64 = 0
-    ev.data.fd = rsock.fileno()
-    if epoll_ctl(loop._epfd, EPOLL_CTL_ADD, ev.data.fd, &ev) < 0:
+    if lx_poller_modify(&loop._poller, rsock.fileno(), 0, LX_READ) < 0:
         err = errno
         rsock.close()
         wsock.close()

@@ -43,3 +43,17 @@ def test_repr_tells_the_state(loop):
     assert "running=False" in text and "closed=False" in text
     loop.close()
     assert "closed=True" in repr(loop)
+
+
+def test_the_poller_is_the_one_for_this_platform():
+    """epoll on Linux, kqueue on macOS/BSD; scripts/test_kqueue_emu.sh builds
+    the kqueue poller on Linux and says so through LOOPX_EXPECT_POLLER."""
+    import os
+    import sys
+
+    from loopx import _loop
+
+    expected = os.environ.get("LOOPX_EXPECT_POLLER")
+    if expected is None:
+        expected = "epoll" if sys.platform.startswith("linux") else "kqueue"
+    assert _loop.POLLER == expected
