@@ -135,6 +135,51 @@ def test_forked_child_cannot_run_the_parents_loop(impl):
     assert out[1] == "parent"
 
 
+FORK_WHILE_RUNNING_PROBE = """
+import asyncio, os, sys, loopx
+factory = loopx.new_event_loop if os.environ["PROBE_IMPL"] == "loopx" else asyncio.SelectorEventLoop
+
+async def main():
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            try:
+                asyncio.get_running_loop()
+                verdict = "running loop kept"
+            except RuntimeError:
+                verdict = "running loop reset"
+            # A fresh loop in the child works wherever asyncio lets one run.
+            try:
+                fresh = factory()
+                verdict += " fresh=" + fresh.run_until_complete(asyncio.sleep(0, "ok"))
+                fresh.close()
+            except RuntimeError as exc:
+                verdict += " fresh refused: " + str(exc)
+            os.write(write_end, verdict.encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    await asyncio.sleep(0.01)   # the parent's loop goes on regardless
+    with os.fdopen(read_end, "rb") as f:
+        print(f.read().decode())
+    os.waitpid(pid, 0)
+
+loop = factory()
+loop.run_until_complete(main())
+loop.close()
+"""
+
+
+def test_fork_while_running_follows_asyncio(impl):
+    """asyncio forgets the running loop in a forked child (3.11 by checking
+    the pid, 3.12+ with an at-fork hook), so the child can start a new loop
+    while the parent's keeps running: loopx too."""
+    helpers.import_loopx()
+    out = helpers.python_subprocess(FORK_WHILE_RUNNING_PROBE, env={"PROBE_IMPL": impl}).strip()
+    assert out == "running loop reset fresh=ok"
+
+
 def test_pipes_communicate_and_huge_output(loop):
     async def main():
         proc = await asyncio.create_subprocess_exec(

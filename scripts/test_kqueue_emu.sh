@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Run loopx's unit tests with the kqueue poller (csrc/poll_kqueue.h) on Linux,
+# over the kqueue emulation in tests/kqueue_emu: this machine has no BSD
+# kernel, and this way every line of the kqueue backend and of the loop's
+# kqueue paths (EVFILT_USER wakeup, EVFILT_PROC child exit) runs under the
+# same tests as epoll.  The emulation's own C tests run first.
+#
+# Usage: scripts/test_kqueue_emu.sh PYTHON [pytest args...]
+# PYTHON needs Cython, setuptools and the test dependencies (scripts/test.sh
+# makes such venvs).  The build happens in a copy of the tree, so the epoll
+# build in place is left alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+py=$1
+shift
+bash tests/kqueue_emu/run_tests.sh
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/loopx-kqueue.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+# The working tree as it is (committed or not), less builds and venvs.
+tar --exclude=./.venv --exclude=./build --exclude='*.so' --exclude=./.git \
+    --exclude='./loopx/_loop.c' -cf - . | tar -xf - -C "$work"
+cd "$work"
+LOOPX_POLLER=kqueue "$py" setup.py -q build_ext --inplace
+LOOPX_EXPECT_POLLER=kqueue "$py" -m pytest -p no:cacheprovider "$@"
