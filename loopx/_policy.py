@@ -16,8 +16,8 @@ except ImportError as exc:  # pragma: no cover - depends on the platform
     if sys.platform != "win32":
         raise
     raise ImportError(
-        "loopx has no event loop for Windows yet: its IOCP core is written "
-        "and tested (csrc/iocp.c) but the loop over it is not built"
+        f"loopx has no event loop for {sys.platform!r} yet: the IOCP poller "
+        "core is written (csrc/iocp.c) but the loop over it is not built"
     ) from exc
 
 

@@ -36,6 +36,8 @@ cdef extern from "sys/socket.h" nogil:
     ssize_t recv(int fd, void *buf, size_t n, int flags)
     ssize_t send(int fd, const void *buf, size_t n, int flags)
     ssize_t sendmsg(int fd, const msghdr *msg, int flags)
+
+cdef extern from "compat.h" nogil:
     int MSG_NOSIGNAL
 
 cdef extern from "sys/uio.h" nogil:
