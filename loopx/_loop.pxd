@@ -79,12 +79,24 @@ cdef class TimerHandle(Handle):
     cdef bint _same_as(self, TimerHandle o)
 
 
+cdef class NativeReader:
+    # An object the loop calls directly when its fd is readable, in place of
+    # a Handle in the fd table and the ready queue: the stream transports.
+    # It saves an idle connection a Handle, a bound method and their memory,
+    # and each read a Python-level call.
+    cdef object _read_context     # entered around each _read_event
+    cdef int _read_event(self) except -1
+
+
 cdef struct FdWatch:
     # One slot per fd, indexed by fd: the add_reader/add_writer handles
     # (owned references or NULL) and the interest registered with the
     # poller (LX_READ | LX_WRITE).
-    PyObject *reader
-    PyObject *writer
+    PyObject *reader       # a Handle, or a NativeReader
+    PyObject *writer       # a Handle
+    # The transport using this fd (borrowed: the transport clears it when it
+    # closes or dies), for _ensure_fd_no_transport.
+    PyObject *transport
     uint32_t events
 
 
@@ -121,8 +133,6 @@ cdef class Loop:
         int _sig_rfd
         dict _signal_handlers
 
-        # fd -> weakref to the stream transport using it (_ensure_fd_no_transport)
-        public dict _transports
         public dict _unix_server_sockets  # 3.13 create_unix_server(cleanup_socket=)
 
         object _exception_handler
@@ -151,5 +161,7 @@ cdef class Loop:
     cdef int _fd_grow(self, int fd) except -1
     cdef int _fd_set_interest(self, int fd, uint32_t events) except -1
     cdef Handle _add_watch(self, object fileobj, bint writer, callback, args)
+    cdef int _add_native_reader(self, int fd, NativeReader r) except -1
+    cdef int _run_native_reader(self, NativeReader r) except -1
     cdef bint _remove_watch(self, object fileobj, bint writer) except -1
     cdef void _release_native(self) noexcept

@@ -52,6 +52,7 @@ cdef extern from "Python.h":
     PyObject *PyFunction_GET_CODE(object)
     PyObject *PyMethod_GET_FUNCTION(object)
     int PyErr_CheckSignals() except -1
+    PyTypeObject *Py_TYPE(PyObject *)
     void _lx_incref "Py_INCREF"(PyObject *)
     void _lx_decref "Py_DECREF"(PyObject *)
     ctypedef struct PyCodeObject:
@@ -90,6 +91,27 @@ cdef bint _PY313 = sys.version_info >= (3, 13)
 
 
 include "handles.pxi"
+
+
+cdef PyTypeObject *_HANDLE_TYPE = <PyTypeObject *>Handle
+cdef PyTypeObject *_TIMER_HANDLE_TYPE = <PyTypeObject *>TimerHandle
+
+
+cdef class NativeReader:
+    """Base of what the loop calls directly on readability (see _loop.pxd)."""
+
+    cdef int _read_event(self) except -1:
+        raise NotImplementedError
+
+
+cdef inline bint _watch_cancelled(PyObject *w):
+    # fd table entries are Handles or NativeReaders; only Handles cancel.
+    return Py_TYPE(w) == _HANDLE_TYPE and (<Handle>w)._cancelled
+
+
+cdef inline void _watch_cancel(PyObject *w):
+    if Py_TYPE(w) == _HANDLE_TYPE:
+        (<Handle>w)._cancel()
 
 
 # fork(): a child inherits the loop's epoll fd, eventfd and signal socket,
@@ -151,7 +173,6 @@ cdef class Loop:
         self.slow_callback_duration = 0.1
         self._debug = coroutines._is_debug_mode()  # -X dev, PYTHONASYNCIODEBUG
         self._asyncgens = weakref.WeakSet()
-        self._transports = {}
         self._unix_server_sockets = {}
 
     def __init__(self):
@@ -454,6 +475,7 @@ cdef class Loop:
         cdef PyObject *ptr
         cdef Handle h
         cdef TimerHandle th
+        cdef NativeReader reader
         cdef Py_ssize_t ntodo
 
         # Cancelled timers stay in the heap until here: when they are most of
@@ -513,6 +535,11 @@ cdef class Loop:
         while ntodo > 0:
             ntodo -= 1
             ptr = lx_rq_pop(&self._ready)
+            if Py_TYPE(ptr) != _HANDLE_TYPE and Py_TYPE(ptr) != _TIMER_HANDLE_TYPE:
+                reader = <NativeReader>ptr
+                _lx_decref(ptr)
+                self._run_native_reader(reader)
+                continue
             h = <Handle>ptr
             _lx_decref(ptr)
             if h._cancelled:
@@ -521,6 +548,31 @@ cdef class Loop:
                 self._run_handle_debug(h)
             else:
                 h._run()
+        return 0
+
+    cdef int _run_native_reader(self, NativeReader r) except -1:
+        """Run r's read event in its context; as Handle._run, only SystemExit
+        and KeyboardInterrupt propagate."""
+        cdef double t0 = _now() if self._debug else 0.0, dt
+        cdef object ctx = r._read_context
+        try:
+            PyContext_Enter(ctx)
+            try:
+                r._read_event()
+            finally:
+                PyContext_Exit(ctx)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self.call_exception_handler({
+                "message": f"Exception in the read callback of {r!r}",
+                "exception": exc,
+                "transport": r,
+            })
+        if self._debug:
+            dt = _now() - t0
+            if dt >= self.slow_callback_duration:
+                logger.warning("Executing the read callback of %r took %.3f seconds", r, dt)
         return 0
 
     cdef int _run_handle_debug(self, Handle h) except -1:
@@ -570,7 +622,7 @@ cdef class Loop:
             # Index the table afresh for each use: _remove_watch can run
             # Python code (finalizers) that grows and moves the table.
             if ev & LX_READ and fd < self._fds_cap and self._fds[fd].reader != NULL:
-                if (<Handle>self._fds[fd].reader)._cancelled:
+                if _watch_cancelled(self._fds[fd].reader):
                     self._remove_watch(fd, False)
                 else:
                     lx_rq_push(&self._ready, self._fds[fd].reader)
@@ -608,6 +660,7 @@ cdef class Loop:
         for i in range(self._fds_cap, newcap):
             fds[i].reader = NULL
             fds[i].writer = NULL
+            fds[i].transport = NULL
             fds[i].events = 0
         self._fds = fds
         self._fds_cap = newcap
@@ -646,9 +699,27 @@ cdef class Loop:
         if old != NULL:
             # Replaced: a copy of the old handle may already be queued in
             # this iteration; cancelling it keeps it from running.
-            (<Handle>old)._cancel()
+            _watch_cancel(old)
             _lx_decref(old)
         return h
+
+    cdef int _add_native_reader(self, int fd, NativeReader r) except -1:
+        """Watch fd for reading with r itself in place of a handle.  A queued
+        event of r's that was removed meanwhile cannot be cancelled, so r
+        checks it is still the fd's reader before acting (see stream.pxi)."""
+        cdef PyObject *old
+        self._check_closed()
+        self._check_same_process()
+        self._fd_grow(fd)
+        self._fd_set_interest(fd, self._fds[fd].events | LX_READ)
+        cdef FdWatch *w = &self._fds[fd]
+        _lx_incref(<PyObject *>r)
+        old = w.reader
+        w.reader = <PyObject *>r
+        if old != NULL:
+            _watch_cancel(old)
+            _lx_decref(old)
+        return 0
 
     cdef bint _remove_watch(self, object fileobj, bint writer) except -1:
         cdef int fd
@@ -670,18 +741,18 @@ cdef class Loop:
         try:
             self._fd_set_interest(fd, w.events & ~(LX_WRITE if writer else LX_READ))
         finally:
-            (<Handle>old)._cancel()
+            _watch_cancel(old)
             _lx_decref(old)
         return True
 
     def _ensure_fd_no_transport(self, fd):
-        # _transports maps fd -> weakref to its transport: a plain dict and a
-        # weakref call cost far less than a WeakValueDictionary lookup, and
-        # this runs on every sock_* wait.
-        ref = self._transports.get(_fileobj_to_fd(fd))
-        if ref is not None:
-            transport = ref()
-            if transport is not None and not transport.is_closing():
+        # The fd table knows each stream transport's fd (FdWatch.transport):
+        # asyncio keeps a WeakValueDictionary for this, which costs an idle
+        # connection a weakref and a lookup on every sock_* wait.
+        cdef int fdno = _fileobj_to_fd(fd)
+        if fdno < self._fds_cap and self._fds[fdno].transport != NULL:
+            transport = <object>self._fds[fdno].transport
+            if not transport.is_closing():
                 raise RuntimeError(f"File descriptor {fd!r} is used by transport {transport!r}")
 
     def add_reader(self, fd, callback, *args):

@@ -47,6 +47,7 @@ cdef extern from "sys/uio.h" nogil:
 
 
 cdef object _SENDFILE_TRY_NATIVE = _constants._SendfileMode.TRY_NATIVE
+cdef object _UNSET = object()   # an extra-info field not read yet
 
 
 cdef inline bint _would_block(int err):
@@ -78,26 +79,41 @@ cdef class SocketTransport(_FlowControlTransport):
         Py_ssize_t _buffer_offset      # bytes of _buffer[0] already sent
         Py_ssize_t _buffer_size        # unsent bytes in _buffer
         object _empty_waiter           # sendfile: resolved when _buffer drains
+        object _peername
+        object _sockname               # _UNSET until asked for (or closing)
+        object _trsock                 # TransportSocket, made when asked for
 
     # Read by asyncio's start_tls() and sendfile().
     _start_tls_compatible = True
     _sendfile_compatible = _SENDFILE_TRY_NATIVE
 
     def __init__(self, Loop loop, sock, protocol, waiter=None, extra=None, server=None):
-        self._init_base(loop, protocol, extra)
+        peername = _UNSET
+        if extra is not None:
+            # asyncio adds its keys to the caller's dict: keep doing so.
+            peername = extra.get("peername", _UNSET)
+        self._setup(loop, sock, protocol, waiter, extra, peername, server)
+        if extra is not None:
+            extra["socket"] = self.get_extra_info("socket")
+            extra["sockname"] = self.get_extra_info("sockname")
+            extra["peername"] = self._peername
+
+    cdef _setup(self, Loop loop, sock, protocol, waiter, extra, peername, server):
+        # The extra info is kept in fields, and what costs memory but is
+        # rarely asked for (sockname, the TransportSocket) is made on first
+        # use: an idle connection needs no dict and no address tuples.
+        self._loop = loop
+        self._extra = extra
         self._set_write_buffer_limits(None, None)
         self._sock = sock
         self._sock_fd = sock.fileno()
-        self._extra["socket"] = _trsock.TransportSocket(sock)
-        try:
-            self._extra["sockname"] = sock.getsockname()
-        except OSError:
-            self._extra["sockname"] = None
-        if "peername" not in self._extra:
+        self._sockname = _UNSET
+        if peername is _UNSET:
             try:
-                self._extra["peername"] = sock.getpeername()
+                peername = sock.getpeername()
             except OSError:
-                self._extra["peername"] = None
+                peername = None
+        self._peername = peername
         self.set_protocol(protocol)
         self._server = server
         if server is not None:
@@ -105,7 +121,8 @@ cdef class SocketTransport(_FlowControlTransport):
                 server._attach(self)
             else:
                 server._attach()
-        loop._transports[self._sock_fd] = weakref.ref(self)
+        loop._fd_grow(self._sock_fd)
+        loop._fds[self._sock_fd].transport = <PyObject *>self
         _set_nodelay(sock)
         # asyncio's order: connection_made, then reading starts, then the
         # waiter (so a paused-in-connection_made protocol is respected).
@@ -113,6 +130,38 @@ cdef class SocketTransport(_FlowControlTransport):
         loop._call_soon(self._start_reading, None, None)
         if waiter is not None:
             loop._call_soon(futures._set_result_unless_cancelled, (waiter, None), None)
+
+    def __dealloc__(self):
+        self._unregister()
+
+    cdef _unregister(self):
+        """Stop being the transport of our fd in the loop's table."""
+        cdef Loop loop = self._loop
+        cdef int fd = self._sock_fd
+        if (loop is not None and 0 <= fd < loop._fds_cap
+                and loop._fds[fd].transport == <PyObject *>self):
+            loop._fds[fd].transport = NULL
+
+    def get_extra_info(self, name, default=None):
+        """Information about the transport or its resources ('socket', ...)."""
+        if name == "peername":
+            return self._peername
+        if name == "sockname":
+            if self._sockname is _UNSET:
+                self._sockname = None
+                if self._sock is not None:
+                    try:
+                        self._sockname = self._sock.getsockname()
+                    except OSError:
+                        pass
+            return self._sockname
+        if name == "socket":
+            if self._trsock is None and self._sock is not None:
+                self._trsock = _trsock.TransportSocket(self._sock)
+            return self._trsock
+        if self._extra is not None:
+            return self._extra.get(name, default)
+        return default
 
     def __repr__(self):
         info = [type(self).__name__]
@@ -194,7 +243,19 @@ cdef class SocketTransport(_FlowControlTransport):
 
     def _start_reading(self):
         if self.is_reading():
-            self._loop._add_watch(self._sock_fd, False, self._read_ready, None)
+            # Reads run in a copy of the context of whoever started reading,
+            # as an add_reader() handle would.
+            self._read_context = PyContext_CopyCurrent()
+            self._loop._add_native_reader(self._sock_fd, self)
+
+    cdef int _read_event(self) except -1:
+        # The loop cannot cancel an event already queued when reading is
+        # paused or stopped: act only while we are still the fd's reader.
+        cdef Loop loop = self._loop
+        cdef int fd = self._sock_fd
+        if fd < loop._fds_cap and loop._fds[fd].reader == <PyObject *>self:
+            self._read_ready()
+        return 0
 
     def _read_ready(self):
         if self._conn_lost:
@@ -454,9 +515,11 @@ cdef class SocketTransport(_FlowControlTransport):
             if self._protocol_connected:
                 self._protocol.connection_lost(exc)
         finally:
-            ref = self._loop._transports.get(self._sock_fd)
-            if ref is not None and ref() is self:
-                del self._loop._transports[self._sock_fd]
+            self._unregister()
+            # What get_extra_info() answers after the close: asyncio read
+            # these when the transport was made.
+            self.get_extra_info("sockname")
+            self.get_extra_info("socket")
             self._sock.close()
             self._sock = None
             self._protocol = None
@@ -523,14 +586,16 @@ cdef class _StreamServing:
                     self.loop.call_later(_constants.ACCEPT_RETRY_DELAY, self.start)
                     return
                 raise  # the loop's exception handler logs it
-            self.connection_accepted(conn, {"peername": addr})
+            self.connection_accepted(conn, addr)
 
-    cdef connection_accepted(self, conn, extra):
+    cdef connection_accepted(self, conn, peername):
+        cdef SocketTransport transport
         protocol = None
         try:
             protocol = self.protocol_factory()
             if self.sslcontext is None:
-                SocketTransport(self.loop, conn, protocol, None, extra, self.server)
+                transport = SocketTransport.__new__(SocketTransport)
+                transport._setup(self.loop, conn, protocol, None, None, peername, self.server)
                 return
         except (SystemExit, KeyboardInterrupt):
             conn.close()
@@ -540,7 +605,7 @@ cdef class _StreamServing:
             _report_accept_error(self.loop, exc, protocol, None)
             return
         # TLS: the handshake is awaited by a task, as asyncio does.
-        self.loop.create_task(_accept_tls(self.loop, conn, protocol, extra, self))
+        self.loop.create_task(_accept_tls(self.loop, conn, protocol, {"peername": peername}, self))
 
     def start(self):
         if self.sock.fileno() < 0:
@@ -632,7 +697,7 @@ async def _sendfile_native(Loop loop, SocketTransport transp, file, offset, coun
     # Hand the socket to sock_sendfile() while the transport is quiet: reading
     # paused, nothing queued, and no longer registered as the fd's owner.
     fd = transp._sock_fd
-    ref = loop._transports.pop(fd, None)
+    transp._unregister()
     resume_reading = transp.is_reading()
     transp.pause_reading()
     await transp._make_empty_waiter()
@@ -642,7 +707,8 @@ async def _sendfile_native(Loop loop, SocketTransport transp, file, offset, coun
         transp._reset_empty_waiter()
         if resume_reading:
             transp.resume_reading()
-        loop._transports[fd] = ref
+        if transp._sock is not None and fd < loop._fds_cap:
+            loop._fds[fd].transport = <PyObject *>transp
 
 
 class _SendfileFallbackProtocol(_protocols.Protocol):

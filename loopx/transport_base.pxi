@@ -44,7 +44,7 @@ cdef char _read_scratch[_READ_SCRATCH_SIZE]
 
 @cython.no_gc_clear
 @cython.nonecheck(True)   # a transport made with __new__ has no loop: raise, not crash
-cdef class _TransportBase:
+cdef class _TransportBase(NativeReader):
     """The BaseTransport part of asyncio's interface."""
     cdef:
         Loop _loop
@@ -93,7 +93,7 @@ cdef class _TransportBase:
         if loop._closed or fd < 0 or fd >= loop._fds_cap:
             return False
         h = loop._fds[fd].writer if writer else loop._fds[fd].reader
-        return h != NULL and not (<Handle>h)._cancelled
+        return h != NULL and not _watch_cancelled(h)
 
 
 @cython.no_gc_clear
