@@ -111,6 +111,13 @@ static int lx_poller_open(lx_poller *p)
 
 static void lx_poller_close(lx_poller *p)
 {
+#ifdef KQUEUE_EMU
+    /* Built over tests/kqueue_emu: close() cannot free an emulated kqueue. */
+    if (p->fd >= 0) {
+        kqueue_emu_close(p->fd);
+        p->fd = -1;
+    }
+#endif
     lx_poller_free_common(p);
 }
 

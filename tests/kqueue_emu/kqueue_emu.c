@@ -1037,6 +1037,27 @@ fail:
     return -1;
 }
 
+/* close() for an emulated kqueue: on BSD closing the kqueue frees all it
+ * holds, but close() cannot be intercepted here, so a caller that wants its
+ * fds back at once (loopx's fd-leak checks) closes through this.  Drops the
+ * table entry, then closes the number. */
+int kqueue_emu_close(int kq_fd)
+{
+    struct kq *kq = NULL;
+    (void)pthread_mutex_lock(&g_lock);
+    if (kq_fd >= 0 && (size_t)kq_fd < g_nkqs && g_kqs[kq_fd]) {
+        kq = g_kqs[kq_fd];
+        g_kqs[kq_fd] = NULL;
+        __atomic_store_n(&kq->dead, 1, __ATOMIC_RELAXED);
+        if (--kq->refs > 0)
+            kq = NULL;  /* a call in flight frees it */
+    }
+    (void)pthread_mutex_unlock(&g_lock);
+    if (kq)
+        kq_destroy(kq);
+    return close(kq_fd);
+}
+
 /* ---- kevent ------------------------------------------------------------- */
 
 static int64_t now_ns(void)

@@ -867,6 +867,44 @@ static void test_many_fds_fair(void)
     close(kq);
 }
 
+/* kqueue_emu_close() gives back every fd the kqueue made: its epolls, its
+ * wakeup eventfd, the pidfds of watched children. */
+static int count_open_fds(void)
+{
+    int fd, n = 0;
+    for (fd = 0; fd < 1024; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            n++;
+    return n;
+}
+
+static void test_emu_close_frees_everything(void)
+{
+    int before = count_open_fds(), kq, p[2];
+    pid_t pid;
+    MUST(pipe(p) == 0);
+    before += 2;
+    kq = kqueue();
+    MUST(kq >= 0);
+    CHECK(change(kq, 1, EVFILT_USER, EV_ADD | EV_CLEAR, 0, NULL) == 0);
+    CHECK(change(kq, (uintptr_t)p[0], EVFILT_READ, EV_ADD | EV_CLEAR, 0, NULL) == 0);
+    CHECK(change(kq, (uintptr_t)p[1], EVFILT_WRITE, EV_ADD, 0, NULL) == 0);
+    pid = fork();
+    MUST(pid >= 0);
+    if (pid == 0) {
+        pause();
+        _exit(0);
+    }
+    CHECK(change(kq, (uintptr_t)pid, EVFILT_PROC, EV_ADD, NOTE_EXIT, NULL) == 0);
+    CHECK(count_open_fds() > before + 1);
+    CHECK(kqueue_emu_close(kq) == 0);
+    CHECK(count_open_fds() == before);
+    kill(pid, SIGKILL);
+    MUST(waitpid(pid, NULL, 0) == pid);
+    close(p[0]);
+    close(p[1]);
+}
+
 /* ---- runner ------------------------------------------------------------- */
 
 static void run(const char *name, void (*fn)(void))
@@ -921,6 +959,7 @@ int main(void)
     RUN(test_large_fd_number);
     RUN(test_many_user_events);
     RUN(test_many_fds_fair);
+    RUN(test_emu_close_frees_everything);
     /* Again through the epoll_wait fallback (ms, rounded up). */
     kqueue_emu_disable_pwait2();
     run("test_timeouts_not_early[epoll_wait]", test_timeouts_not_early);

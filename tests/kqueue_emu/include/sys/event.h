@@ -72,6 +72,12 @@ int kevent(int kq, const struct kevent *changelist, int nchanges,
            struct kevent *eventlist, int nevents,
            const struct timespec *timeout);
 
+/* Not BSD: this header is the emulation's.  Closing an emulated kqueue with
+ * close() leaves its internal fds open until kqueue() reuses the number;
+ * kqueue_emu_close() frees everything at once. */
+#define KQUEUE_EMU 1
+int kqueue_emu_close(int kq);
+
 #ifdef __cplusplus
 }
 #endif
