@@ -25,6 +25,7 @@ import sys
 import threading
 import traceback
 
+from .workloads import base as workload_base
 from .workloads.base import measure
 
 _protocol = None
@@ -120,6 +121,7 @@ def probe(payload):
 
 def run_inproc(payload):
     module = importlib.import_module(f"benchmarks.workloads.{payload['module']}")
+    workload_base.PEER_CPU = payload.get("peer_cpu")
     loop, errors = _new_loop(payload)
     try:
         numbers = measure(loop, module.unit, payload["params"],

@@ -167,7 +167,9 @@ def _main(argv):
     try:
         bin_dir, build_error = _prepare_native(
             selected, loops, os.environ.get("LOOPX_BENCH_BIN", native.DEFAULT_BIN_DIR))
-        ctx = Context(workdir=workdir, bin_dir=bin_dir, pythonpath=tuple(args.pythonpath),
+        # Absolute: children run with the scratch directory as their cwd.
+        pythonpath = tuple(os.path.abspath(p) for p in args.pythonpath)
+        ctx = Context(workdir=workdir, bin_dir=bin_dir, pythonpath=pythonpath,
                       server_cpu=server_cpu, client_cpu=client_cpu)
 
         _say("probing loops in isolated interpreters ...")
@@ -199,7 +201,7 @@ def _main(argv):
         "seconds": time.monotonic() - t0,
         "budgets": {g: vars(b) for g, b in budgets.items()},
         "server_cpu": server_cpu, "client_cpu": client_cpu,
-        "pythonpath": list(args.pythonpath),
+        "pythonpath": list(pythonpath),
     }
     data = report.build(harness=harness, machine=dict(facts(), workload_modules=versions),
                         loops=loops, skipped_workloads=skipped, results=results,

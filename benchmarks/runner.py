@@ -207,7 +207,8 @@ def child_failure(loop, workload, rnd, result):
 def run_inproc(loop, workload, budget, ctx, rnd):
     """One round of an in-process workload in a fresh child."""
     payload = {"factory": loop.factory, "module": workload.module, "params": workload.params,
-               "warmup": budget.warmup, "duration": budget.duration}
+               "warmup": budget.warmup, "duration": budget.duration,
+               "peer_cpu": ctx.client_cpu}
     child = python_child("inproc", payload, ctx, cpu=ctx.server_cpu)
     timeout = budget.warmup + budget.duration + ctx.timeout_slack
     try:

@@ -3,7 +3,7 @@
 Each is a ``module:factory`` usable with ``--loops``, e.g.
 
     python -m benchmarks --loops asyncio,benchmarks.selftest:corrupting_loop \\
-        --workloads tcp_echo_protocol_1k
+        --workloads tcp_echo_protocol_1k,subprocess_cat_pipe
 
 and must come out FAILED, never with a number. tests/test_bench_harness.py
 runs them; they are in the package (not the tests) so the isolated child
@@ -12,27 +12,34 @@ processes can import them.
 import asyncio
 
 
+def _corrupt_writes(transport):
+    write = transport.write
+    writes = 0
+
+    def corrupting_write(data):
+        nonlocal writes
+        writes += 1
+        data = bytes(data)
+        if writes % 10 == 0 and data:
+            data = bytes([data[0] ^ 0xFF]) + data[1:]
+        write(data)
+
+    transport.write = corrupting_write
+    return transport
+
+
 class _CorruptingLoop(asyncio.SelectorEventLoop):
-    """Flips one byte in every 10th write of each socket transport.
+    """Flips one byte in every 10th write of each socket and write-pipe
+    transport (a subprocess's stdin is one).
 
     Often enough that even a very short run hits it on every connection.
     """
 
     def _make_socket_transport(self, *args, **kwargs):
-        transport = super()._make_socket_transport(*args, **kwargs)
-        write = transport.write
-        writes = 0
+        return _corrupt_writes(super()._make_socket_transport(*args, **kwargs))
 
-        def corrupting_write(data):
-            nonlocal writes
-            writes += 1
-            data = bytes(data)
-            if writes % 10 == 0 and data:
-                data = bytes([data[0] ^ 0xFF]) + data[1:]
-            write(data)
-
-        transport.write = corrupting_write
-        return transport
+    def _make_write_pipe_transport(self, *args, **kwargs):
+        return _corrupt_writes(super()._make_write_pipe_transport(*args, **kwargs))
 
 
 class _DuplicatingLoop(asyncio.SelectorEventLoop):

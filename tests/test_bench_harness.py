@@ -71,6 +71,28 @@ def test_micro_verifier_catches_a_duplicated_callback(ctx):
     assert result.value is None
 
 
+def test_pipe_verifier_catches_a_flipped_byte(ctx):
+    # cat hands back what it was given: a byte flipped on the way into its
+    # stdin must come back as a wrong byte at a known offset, never as MiB/s.
+    result = run_inproc(loop("benchmarks.selftest:corrupting_loop"),
+                        workload("subprocess_cat_pipe"), TINY, ctx, 0)
+    assert not result.ok
+    assert result.reason_kind == "verification"
+    assert "wrong byte at offset" in result.reason
+    assert result.value is None
+
+
+def test_cat_pipe_reports_mib_per_second(ctx):
+    w = workload("subprocess_cat_pipe")
+    assert (w.group, w.metric) == ("network", "MiB/s")
+    assert w in workloads.select("subprocess_*")
+    result = run_inproc(loop("asyncio"), w, TINY, ctx, 0)
+    assert result.ok, result.reason
+    # One operation is one MiB, and every unit moves w.params["mib"] of them.
+    assert result.ops % w.params["mib"] == 0
+    assert result.value == result.ops / result.seconds
+
+
 def test_a_missing_loop_feature_fails_with_the_exception(ctx):
     # What loopx looks like before its transports land: the server never
     # starts, so no load generator is needed to see the failure.
@@ -134,6 +156,21 @@ def test_end_to_end_markdown_and_json(tmp_path, capsys):
     missing = next(l for l in data["loops"] if l["name"] == "no_such_loop_module")
     assert missing["available"] is False
     assert data["machine"]["python"]
+
+
+def test_relative_pythonpath_reaches_the_children(tmp_path, monkeypatch, capsys):
+    # Children run in a scratch cwd: "--pythonpath ." (the README's way to
+    # measure an in-place build) must mean the caller's directory.
+    (tmp_path / "inplace_loop.py").write_text(
+        "import asyncio\nnew_event_loop = asyncio.new_event_loop\n")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "report.json"
+    status = cli.main(["--loops", "inplace_loop", "--workloads", "call_soon", "--rounds", "1",
+                       "--pythonpath", ".", "--json", str(out), *TINY_ARGS])
+    assert status == 0, capsys.readouterr().err
+    data = json.loads(out.read_text())
+    assert data["summaries"]["call_soon"]["inplace_loop"]["status"] == "ok"
+    assert data["harness"]["pythonpath"] == [str(tmp_path)]
 
 
 def test_unknown_workload_is_a_usage_error(capsys):

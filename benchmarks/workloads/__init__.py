@@ -89,6 +89,11 @@ REGISTRY = (
              metric="B/conn", higher_is_better=False, raw_c="tcp"),
     Workload("subprocess_spawn", "network", "inproc", "subprocess_spawn",
              "create_subprocess_exec('echo N') + communicate (spawns/s)"),
+    Workload("subprocess_cat_pipe", "network", "inproc", "subprocess_pipe",
+             "cat through stdin/stdout pipes, streams, 64 KiB writes, 64 MiB per child "
+             "(MiB/s)",
+             params={"mib": 64, "chunk": 64 * 1024, "read_size": 64 * 1024},
+             metric="MiB/s"),
 )
 
 GROUPS = ("micro", "network")

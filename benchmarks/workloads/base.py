@@ -16,7 +16,12 @@ reported as FAILED, never as a number.
 import socket
 import time
 
-from ..machine import cpu_pressure_stall_us
+from ..machine import cpu_pressure_stall_us, pin
+
+# Where helper processes a workload starts (``cat``) should run: the load
+# generator's CPU, so the process under test keeps its own CPU, as it does
+# for the network workloads. Set by the child; None when nothing is pinned.
+PEER_CPU = None
 
 
 class VerificationError(AssertionError):
@@ -53,6 +58,15 @@ def measure(loop, unit, params, warmup, duration):
         "cpu_seconds": cpu1 - cpu0,
         "stall_us": None if stall0 is None or stall1 is None else stall1 - stall0,
     }
+
+
+def pin_peer(pid):
+    """Move a helper process off the CPU of the process under test.
+
+    A child inherits its parent's affinity, i.e. the loop's one CPU; a
+    helper that streams data would otherwise share it with the loop.
+    """
+    pin(pid, PEER_CPU)
 
 
 def describe_address(sock):
