@@ -73,6 +73,7 @@ cdef class ReadPipeTransport(_TransportBase):
         public object _pipe     # public: CPython's tests reset it to silence the unclosed warning
         int _fileno
         bint _paused
+        bint _big_reads       # see _DIRECT_READ_THRESHOLD
         bint _lost_called
         public Py_ssize_t max_size
 
@@ -130,11 +131,12 @@ cdef class ReadPipeTransport(_TransportBase):
         cdef int err
         while True:
             if 0 <= self.max_size <= _READ_SCRATCH_SIZE:
-                n = read(self._fileno, _read_scratch, <size_t>self.max_size)
+                data = _read_to_bytes(self._fileno, False, self.max_size, self._big_reads, &n)
                 if n >= 0:
-                    data = PyBytes_FromStringAndSize(_read_scratch, n)
+                    self._big_reads = n >= _DIRECT_READ_THRESHOLD
+                    data = data or b""
                     break
-                err = errno
+                err = -n
                 if err == EINTR:
                     PyErr_CheckSignals()
                     continue

@@ -73,6 +73,7 @@ cdef class SocketTransport(_FlowControlTransport):
         object _server
         bint _eof                      # write_eof() called
         bint _paused                   # pause_reading() in effect
+        bint _big_reads                # see _DIRECT_READ_THRESHOLD
         Py_ssize_t _conn_lost
         object _buffer                 # deque of bytes waiting to be sent (made on
                                        # first use: an idle connection needs none)
@@ -266,16 +267,16 @@ cdef class SocketTransport(_FlowControlTransport):
             self._read_bytes()
 
     cdef _read_bytes(self):
-        cdef char *buf = _read_scratch
-        cdef ssize_t n = recv(self._sock_fd, buf, _READ_SCRATCH_SIZE, 0)
+        cdef ssize_t n
+        data = _read_to_bytes(self._sock_fd, True, _READ_SCRATCH_SIZE, self._big_reads, &n)
         if n < 0:
-            if not _would_block(errno):
-                self._fatal_error(_os_error(errno), "Fatal read error on socket transport")
+            if not _would_block(-n):
+                self._fatal_error(_os_error(-n), "Fatal read error on socket transport")
             return
         if n == 0:
             self._on_eof()
             return
-        data = PyBytes_FromStringAndSize(buf, n)
+        self._big_reads = n >= _DIRECT_READ_THRESHOLD
         try:
             self._protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):

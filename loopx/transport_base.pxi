@@ -41,6 +41,57 @@ cdef enum:
 # recv(256 KiB) allocates 256 KiB and shrinks it.
 cdef char _read_scratch[_READ_SCRATCH_SIZE]
 
+# A read that brought at least this much suggests a fast sender: the next read
+# asks the kernel how much is waiting (FIONREAD) and goes straight into a
+# bytes object of that size, which saves copying every byte out of the scratch
+# buffer.  (Not a full-size object shrunk afterwards, as socket.recv does:
+# blocks that big come fresh from mmap, and faulting their pages in costs far
+# more than the copy.)  Smaller reads use the scratch buffer: for them the
+# extra syscall would cost more than the copy.
+cdef enum:
+    _DIRECT_READ_THRESHOLD = 32 * 1024
+
+cdef extern from "Python.h":
+    PyObject *_lx_new_bytes "PyBytes_FromStringAndSize"(const char *, Py_ssize_t) except NULL
+    char *_lx_bytes_buffer "PyBytes_AS_STRING"(PyObject *)
+    int _PyBytes_Resize(PyObject **, Py_ssize_t) except -1
+
+cdef extern from "<sys/socket.h>" nogil:
+    ssize_t _lx_recv "recv"(int fd, void *buf, size_t n, int flags)
+
+cdef extern from "<sys/ioctl.h>" nogil:
+    int FIONREAD
+    int ioctl(int fd, unsigned long request, ...)
+
+
+cdef object _read_to_bytes(int fd, bint sock, Py_ssize_t size, bint direct, ssize_t *nread):
+    """One recv(2) (sock) or read(2) of up to size (<= _READ_SCRATCH_SIZE)
+    bytes.  Returns them as bytes with *nread set to their count; at EOF or
+    on failure returns None with *nread 0, or minus the errno."""
+    cdef ssize_t n
+    cdef int avail = 0
+    cdef PyObject *raw
+    cdef char *buf = _read_scratch
+    if direct and ioctl(fd, FIONREAD, &avail) == 0 and avail > 0:
+        # (0 or a failure: let the read itself tell EOF and errors apart.)
+        size = min(size, <Py_ssize_t>avail)
+        raw = _lx_new_bytes(NULL, size)
+        buf = _lx_bytes_buffer(raw)
+    else:
+        direct = False
+    n = _lx_recv(fd, buf, <size_t>size, 0) if sock else read(fd, buf, <size_t>size)
+    nread[0] = n if n >= 0 else -errno
+    if not direct:
+        return PyBytes_FromStringAndSize(buf, n) if n > 0 else None
+    if n <= 0:
+        _lx_decref(raw)
+        return None
+    if n < size:
+        _PyBytes_Resize(&raw, n)   # frees raw itself if it fails
+    data = <object>raw
+    _lx_decref(raw)
+    return data
+
 
 @cython.no_gc_clear
 @cython.nonecheck(True)   # a transport made with __new__ has no loop: raise, not crash
