@@ -7,6 +7,12 @@
 # For each interpreter a venv under .venv/ gets the build and test
 # dependencies from PyPI, the extension is built in place, and pytest runs.
 # Extra arguments go to pytest.
+#
+# On Linux two more runs cover the other platforms' code as far as this
+# machine can: the test suite again with the kqueue poller, over the kqueue
+# emulation in tests/kqueue_emu (scripts/test_kqueue_emu.sh, newest Python),
+# and the Windows IOCP core's C tests under Wine (scripts/test_iocp_wine.sh,
+# which installs mingw-w64 and Wine if missing; LOOPX_SKIP_WINE=1 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,4 +42,15 @@ for py in $pythons; do
     "$venv/bin/python" setup.py -q build_ext --inplace
     "$venv/bin/python" -m pytest "$@" || status=1
 done
+
+if [ "$(uname -s)" = Linux ]; then
+    echo "=== loopx tests with the kqueue poller over tests/kqueue_emu ($venv)"
+    bash scripts/test_kqueue_emu.sh "$venv/bin/python" "$@" || status=1
+    if [ "${LOOPX_SKIP_WINE:-0}" = 1 ]; then
+        echo "=== IOCP core under Wine: skipped (LOOPX_SKIP_WINE=1)"
+    else
+        echo "=== IOCP core (csrc/iocp.c) C tests under Wine"
+        bash scripts/test_iocp_wine.sh || status=1
+    fi
+fi
 exit $status
