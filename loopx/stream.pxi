@@ -255,10 +255,13 @@ cdef class SocketTransport(_FlowControlTransport):
         cdef Loop loop = self._loop
         cdef int fd = self._sock_fd
         if fd < loop._fds_cap and loop._fds[fd].reader == <PyObject *>self:
-            self._read_ready()
+            self._do_read()
         return 0
 
     def _read_ready(self):
+        self._do_read()
+
+    cdef _do_read(self):
         if self._conn_lost:
             return
         if self._buffered:
