@@ -556,11 +556,15 @@ cdef class Loop:
         cdef double t0 = _now() if self._debug else 0.0, dt
         cdef object ctx = r._read_context
         try:
-            PyContext_Enter(ctx)
-            try:
+            if ctx is None:
+                # Runs no user code (a sock_recv waiter): no context needed.
                 r._read_event()
-            finally:
-                PyContext_Exit(ctx)
+            else:
+                PyContext_Enter(ctx)
+                try:
+                    r._read_event()
+                finally:
+                    PyContext_Exit(ctx)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:

@@ -115,7 +115,6 @@ cdef inline Py_ssize_t _peer_slot(sockaddr *sa, socklen_t salen):
 cdef bint _DATAGRAM_EMPTY_SENT = sys.version_info >= (3, 13)   # gh-113812
 cdef Py_ssize_t _DATAGRAM_HEADER_SIZE = 8 if _DATAGRAM_EMPTY_SENT else 0
 cdef object _TransportSocket = _trsock.TransportSocket
-cdef object _socket_type = socket.socket
 # Early 3.11 releases have pause_reading() on stream transports only; the
 # datagram transport inherits ReadTransport's NotImplementedError stubs.
 cdef bint _DATAGRAM_CAN_PAUSE = "pause_reading" in _selector_events._SelectorTransport.__dict__

@@ -13,6 +13,9 @@ except ImportError:  # Python built without OpenSSL
     _SSLSocket = ()
 
 from asyncio.exceptions import SendfileNotAvailableError
+from cpython.buffer cimport PyObject_CheckBuffer
+
+cdef object _socket_type = socket.socket   # also used by datagram.pxi
 
 # An attempt returns _PENDING when it made progress but is not finished
 # (a partial sendall) and wants to be retried on the next readiness.
@@ -69,7 +72,7 @@ def _sock_retry(fut, attempt, args):
             fut.set_result(result)
 
 
-cdef object _recv_now(Loop loop, int fd, Py_ssize_t n):
+cdef object _recv_now(int fd, Py_ssize_t n):
     """One recv() of at most n bytes: the bytes, or _PENDING if it would
     block.  Through the shared read buffer: no exception object for the
     common would-block case and no oversized bytes to shrink."""
@@ -81,11 +84,30 @@ cdef object _recv_now(Loop loop, int fd, Py_ssize_t n):
     return PyBytes_FromStringAndSize(_read_scratch, got)
 
 
-def _recv_attempt(Loop loop, sock, Py_ssize_t n):
-    return _recv_now(loop, sock.fileno(), n)
+@cython.final
+cdef class _RecvWaiter(NativeReader):
+    """The fd's reader while a sock_recv waits: retries the recv natively on
+    each readiness (no handle, context copy or Python-level call per wait)."""
+    cdef object fut
+    cdef int fd
+    cdef Py_ssize_t n
+
+    cdef int _read_event(self) except -1:
+        if self.fut.done():
+            return 0
+        try:
+            data = _recv_now(self.fd, self.n)
+        except OSError as exc:
+            self.fut.set_exception(exc)
+            return 0
+        if data is not _PENDING:
+            self.fut.set_result(data)
+        return 0
 
 
 async def _sock_recv(Loop loop, sock, n):
+    cdef _RecvWaiter waiter
+    cdef int fd
     _check_socket(sock)
     if not 0 <= n <= _READ_SCRATCH_SIZE:
         # Negative sizes get socket's own error; huge reads its own path.
@@ -94,10 +116,24 @@ async def _sock_recv(Loop loop, sock, n):
         except _WOULD_BLOCK:
             pass
         return await _sock_wait(loop, sock, False, _call_socket_method, (sock, "recv", (n,)))
-    data = _recv_now(loop, sock.fileno(), n)
+    fd = sock.fileno()
+    data = _recv_now(fd, n)
     if data is not _PENDING:
         return data
-    return await _sock_wait(loop, sock, False, _recv_attempt, (loop, sock, n))
+    loop._ensure_fd_no_transport(fd)
+    waiter = _RecvWaiter.__new__(_RecvWaiter)
+    waiter.fut = fut = loop.create_future()
+    waiter.fd = fd
+    waiter.n = n
+    loop._add_native_reader(fd, waiter)
+    try:
+        return await fut
+    finally:
+        fut = None  # break the cycle through the exception's traceback
+        # Unwatch unless someone replaced our watch meanwhile (then it is
+        # theirs to remove), as _sock_wait does.
+        if fd < loop._fds_cap and loop._fds[fd].reader == <PyObject *>waiter:
+            loop._remove_watch(fd, False)
 
 
 async def _sock_recv_into(Loop loop, sock, buf):
@@ -156,13 +192,36 @@ cdef class _SendAll:
         return None
 
 
+cdef Py_ssize_t _send_now(int fd, data, Py_ssize_t *size) except -2:
+    """One send() of data, natively: the bytes sent (0 if it would block);
+    *size is set to data's size in bytes."""
+    cdef Py_buffer view
+    cdef ssize_t n
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    size[0] = view.len
+    n = send(fd, view.buf, <size_t>view.len, MSG_NOSIGNAL)
+    PyBuffer_Release(&view)
+    if n < 0:
+        if _would_block(errno):
+            return 0
+        raise _os_error(errno)
+    return n
+
+
 async def _sock_sendall(Loop loop, sock, data):
     _check_socket(sock)
-    cdef Py_ssize_t n
-    try:
-        n = sock.send(data)
-    except _WOULD_BLOCK:
-        n = 0
+    cdef Py_ssize_t n, size
+    if type(sock) is _socket_type and PyObject_CheckBuffer(data):
+        # A plain socket's send() cannot be replaced per instance (it has
+        # __slots__): send natively, with no method call and no memoryview.
+        n = _send_now(sock.fileno(), data, &size)
+        if n == size:
+            return
+    else:
+        try:
+            n = sock.send(data)
+        except _WOULD_BLOCK:
+            n = 0
     view = memoryview(data).cast("B")
     if n == len(view):
         return

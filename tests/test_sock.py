@@ -151,6 +151,69 @@ def test_sock_sendall_accepts_buffers(loop):
         assert helpers.run(loop, main()) == b"abde"
 
 
+@helpers.only("loopx")
+def test_sock_sendall_counts_bytes_not_items(loop):
+    """A buffer of 4-byte items: all of its bytes go out, whether the first
+    send takes them all (a socketpair) or not (a big one).  asyncio's
+    sock_sendall mixes up item and byte counts here and never finishes."""
+    import array
+
+    a, b = helpers.socketpair()
+    with a, b:
+        for count in (10, 1_000_000):
+            items = array.array("i", range(count))
+
+            async def main():
+                sending = asyncio.ensure_future(loop.sock_sendall(a, items))
+                got = await helpers.read_exactly(loop, b, len(items) * items.itemsize)
+                await sending
+                return got
+
+            assert helpers.run(loop, main()) == items.tobytes()
+
+
+def test_sock_recv_waiting_gets_a_reset_as_an_error(loop):
+    with helpers.tcp_listener() as listener:
+        a = socket.create_connection(listener.getsockname())
+        b, _ = listener.accept()
+    b.setblocking(False)
+    with b:
+
+        async def main():
+            # An RST: SO_LINGER with a zero timeout, then close.
+            loop.call_later(0.02, lambda: (
+                a.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0"),
+                a.close()))
+            with pytest.raises(ConnectionResetError):
+                await loop.sock_recv(b, 10)
+            await asyncio.sleep(0)
+            assert loop.remove_reader(b) is False
+
+        helpers.run(loop, main())
+
+
+def test_add_reader_replacing_a_waiting_sock_recv_keeps_its_watch(loop):
+    """As asyncio: the newer add_reader wins the fd, the recv waits on (until
+    cancelled), and finishing the recv does not remove the newer reader."""
+    a, b = helpers.socketpair()
+    with a, b:
+
+        async def main():
+            pending = asyncio.ensure_future(loop.sock_recv(b, 100))
+            await asyncio.sleep(0.01)
+            seen = loop.create_future()
+            loop.add_reader(b, lambda: seen.done() or seen.set_result(b.recv(100)))
+            a.send(b"to the reader")
+            assert await seen == b"to the reader"
+            assert not pending.done()
+            pending.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await pending
+            assert loop.remove_reader(b) is True
+
+        helpers.run(loop, main())
+
+
 def test_sock_connect_and_accept(loop):
     async def main():
         with helpers.tcp_listener() as listener, helpers.nonblocking_tcp() as client:
