@@ -131,7 +131,8 @@ cdef class ReadPipeTransport(_TransportBase):
         cdef int err
         while True:
             if 0 <= self.max_size <= _READ_SCRATCH_SIZE:
-                data = _read_to_bytes(self._fileno, False, self.max_size, self._big_reads, &n)
+                data = _read_to_bytes(self._fileno, False, self.max_size,
+                                      _INTO_AVAILABLE if self._big_reads else _INTO_SCRATCH, &n)
                 if n >= 0:
                     self._big_reads = n >= _DIRECT_READ_THRESHOLD
                     data = data or b""

@@ -74,14 +74,16 @@ def _sock_retry(fut, attempt, args):
 
 cdef object _recv_now(int fd, Py_ssize_t n):
     """One recv() of at most n bytes: the bytes, or _PENDING if it would
-    block.  Through the shared read buffer: no exception object for the
-    common would-block case and no oversized bytes to shrink."""
-    cdef ssize_t got = recv(fd, _read_scratch, <size_t>n, 0)
+    block.  No exception object for the common would-block case, and no
+    oversized bytes to shrink (see _read_to_bytes)."""
+    cdef ssize_t got
+    data = _read_to_bytes(fd, True, n, _INTO_REQUESTED if _DIRECT_READ_THRESHOLD <= n <= _READ_ALLOC_MAX
+                          else _INTO_SCRATCH, &got)
     if got < 0:
-        if _would_block(errno):
+        if _would_block(-got):
             return _PENDING
-        raise _os_error(errno)
-    return PyBytes_FromStringAndSize(_read_scratch, got)
+        raise _os_error(-got)
+    return b"" if data is None else data
 
 
 @cython.final

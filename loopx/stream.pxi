@@ -271,7 +271,8 @@ cdef class SocketTransport(_FlowControlTransport):
 
     cdef _read_bytes(self):
         cdef ssize_t n
-        data = _read_to_bytes(self._sock_fd, True, _READ_SCRATCH_SIZE, self._big_reads, &n)
+        data = _read_to_bytes(self._sock_fd, True, _READ_SCRATCH_SIZE,
+                              _INTO_AVAILABLE if self._big_reads else _INTO_SCRATCH, &n)
         if n < 0:
             if not _would_block(-n):
                 self._fatal_error(_os_error(-n), "Fatal read error on socket transport")

@@ -41,15 +41,25 @@ cdef enum:
 # recv(256 KiB) allocates 256 KiB and shrinks it.
 cdef char _read_scratch[_READ_SCRATCH_SIZE]
 
-# A read that brought at least this much suggests a fast sender: the next read
-# asks the kernel how much is waiting (FIONREAD) and goes straight into a
-# bytes object of that size, which saves copying every byte out of the scratch
-# buffer.  (Not a full-size object shrunk afterwards, as socket.recv does:
-# blocks that big come fresh from mmap, and faulting their pages in costs far
-# more than the copy.)  Smaller reads use the scratch buffer: for them the
-# extra syscall would cost more than the copy.
+# How a read gets its bytes object (_read_to_bytes):
+#  - through the scratch buffer, then copied into a bytes object of the size
+#    read: costs a copy, but each read only a bytes object of its own size;
+#  - straight into a bytes object sized by FIONREAD: no copy, one more
+#    syscall.  Transports do this after a read of _DIRECT_READ_THRESHOLD or
+#    more, a sign of a fast sender.  (Not a full 256 KiB object shrunk
+#    afterwards: blocks that big come fresh from mmap, and faulting their
+#    pages in costs far more than the copy.)
+#  - straight into a bytes object of the size asked for, shrunk to what came
+#    (socket.recv's way): sock_recv(n) with a large n of at most
+#    _READ_ALLOC_MAX, small enough to come from the heap.
 cdef enum:
     _DIRECT_READ_THRESHOLD = 32 * 1024
+    _READ_ALLOC_MAX = 128 * 1024
+
+cdef enum _ReadInto:
+    _INTO_SCRATCH
+    _INTO_AVAILABLE      # FIONREAD
+    _INTO_REQUESTED      # then shrink
 
 cdef extern from "Python.h":
     PyObject *_lx_new_bytes "PyBytes_FromStringAndSize"(const char *, Py_ssize_t) except NULL
@@ -64,24 +74,26 @@ cdef extern from "<sys/ioctl.h>" nogil:
     int ioctl(int fd, unsigned long request, ...)
 
 
-cdef object _read_to_bytes(int fd, bint sock, Py_ssize_t size, bint direct, ssize_t *nread):
+cdef object _read_to_bytes(int fd, bint sock, Py_ssize_t size, _ReadInto into, ssize_t *nread):
     """One recv(2) (sock) or read(2) of up to size (<= _READ_SCRATCH_SIZE)
-    bytes.  Returns them as bytes with *nread set to their count; at EOF or
-    on failure returns None with *nread 0, or minus the errno."""
+    bytes, into what `into` says.  Returns them as bytes with *nread set to
+    their count; at EOF or on failure returns None with *nread 0, or minus
+    the errno."""
     cdef ssize_t n
     cdef int avail = 0
     cdef PyObject *raw
     cdef char *buf = _read_scratch
-    if direct and ioctl(fd, FIONREAD, &avail) == 0 and avail > 0:
-        # (0 or a failure: let the read itself tell EOF and errors apart.)
-        size = min(size, <Py_ssize_t>avail)
+    if into == _INTO_AVAILABLE:
+        if ioctl(fd, FIONREAD, &avail) == 0 and avail > 0:
+            size = min(size, <Py_ssize_t>avail)
+        else:
+            into = _INTO_SCRATCH  # let the read itself tell EOF and errors apart
+    if into != _INTO_SCRATCH:
         raw = _lx_new_bytes(NULL, size)
         buf = _lx_bytes_buffer(raw)
-    else:
-        direct = False
     n = _lx_recv(fd, buf, <size_t>size, 0) if sock else read(fd, buf, <size_t>size)
     nread[0] = n if n >= 0 else -errno
-    if not direct:
+    if into == _INTO_SCRATCH:
         return PyBytes_FromStringAndSize(buf, n) if n > 0 else None
     if n <= 0:
         _lx_decref(raw)
