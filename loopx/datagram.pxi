@@ -325,7 +325,19 @@ cdef class DatagramTransport(_FlowControlTransport):
         # or paused before this ran must not watch an fd it is giving up.
         if self._closing or self._paused:
             return
-        self._loop._add_watch(self._sock_fd, False, self._read_ready, ())
+        # The transport itself is the fd's reader (see NativeReader), with
+        # reads run in a copy of this context, as an add_reader handle's.
+        self._read_context = PyContext_CopyCurrent()
+        self._loop._add_native_reader(self._sock_fd, self)
+
+    cdef int _read_event(self) except -1:
+        # An event queued before reading stopped cannot be cancelled: act
+        # only while we are still the fd's reader.
+        cdef Loop loop = self._loop
+        cdef int fd = self._sock_fd
+        if fd < loop._fds_cap and loop._fds[fd].reader == <PyObject *>self:
+            self._read_batch()
+        return 0
 
     def is_reading(self):
         if not _DATAGRAM_CAN_PAUSE:
@@ -353,6 +365,9 @@ cdef class DatagramTransport(_FlowControlTransport):
             logger.debug("%r resumes reading", self)
 
     def _read_ready(self):
+        self._read_batch()
+
+    cdef _read_batch(self):
         """The socket is readable (or has a pending error).
 
         asyncio reads one datagram per wakeup.  We read up to
