@@ -10,8 +10,9 @@
  * which is what the delete wanted anyway).
  *
  * The cross-thread wakeup is an EVFILT_USER event where the kernel has one
- * (macOS, FreeBSD, NetBSD 10+), else a non-blocking pipe.  Child exit is
- * EVFILT_PROC/NOTE_EXIT: no pidfd, no thread.
+ * (macOS, FreeBSD, NetBSD 10+), else a non-blocking pipe (also chosen by
+ * defining LX_KQUEUE_PIPE_WAKEUP, which is how the tests exercise it).
+ * Child exit is EVFILT_PROC/NOTE_EXIT: no pidfd, no thread.
  *
  * The timeout is a timespec, so waits have nanosecond precision; a kernel
  * that wakes us a little early only costs the loop another short wait, as the
@@ -29,7 +30,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(EVFILT_USER) && !defined(LX_KQUEUE_PIPE_WAKEUP)
+#define LX_KQUEUE_USER_WAKEUP 1
 #define LX_WAKEUP_IDENT 0   /* EVFILT_USER idents are their own namespace */
+#endif
 
 static int lx_kevent_changes(lx_poller *p, struct kevent *changes, int n)
 {
@@ -72,15 +76,19 @@ static int lx_kevent_changes(lx_poller *p, struct kevent *changes, int n)
 #endif
 }
 
-static int lx_set_cloexec_nonblock(int fd)
+static int lx_set_cloexec(int fd)
 {
     int fl = fcntl(fd, F_GETFD);
-    if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0)
+    return (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0) ? -1 : 0;
+}
+
+static int lx_set_cloexec_nonblock(int fd)
+{
+    int fl;
+    if (lx_set_cloexec(fd) < 0)
         return -1;
     fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-        return -1;
-    return 0;
+    return (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) ? -1 : 0;
 }
 
 static int lx_poller_open(lx_poller *p)
@@ -89,9 +97,9 @@ static int lx_poller_open(lx_poller *p)
     if (lx_poller_init_common(p, sizeof(struct kevent)) < 0)
         return -1;
     p->fd = kqueue();
-    if (p->fd < 0 || lx_set_cloexec_nonblock(p->fd) < 0)
+    if (p->fd < 0 || lx_set_cloexec(p->fd) < 0)
         return -1;
-#ifdef EVFILT_USER
+#ifdef LX_KQUEUE_USER_WAKEUP
     EV_SET(&ch, LX_WAKEUP_IDENT, EVFILT_USER, EV_ADD | EV_CLEAR, 0, 0, NULL);
     return kevent(p->fd, &ch, 1, NULL, 0, NULL) < 0 ? -1 : 0;
 #else
@@ -164,7 +172,7 @@ static int lx_poller_wait(lx_poller *p, int64_t timeout_ns)
         case EVFILT_PROC:
             ev->events = LX_PROC_EXIT;
             break;
-#ifdef EVFILT_USER
+#ifdef LX_KQUEUE_USER_WAKEUP
         case EVFILT_USER:
             ev->events = LX_WAKEUP;
             break;
@@ -180,7 +188,7 @@ static int lx_poller_wait(lx_poller *p, int64_t timeout_ns)
 /* Wake a blocking lx_poller_wait from any thread. */
 static int lx_poller_wakeup(lx_poller *p)
 {
-#ifdef EVFILT_USER
+#ifdef LX_KQUEUE_USER_WAKEUP
     struct kevent ch;
     EV_SET(&ch, LX_WAKEUP_IDENT, EVFILT_USER, 0, NOTE_TRIGGER, 0, NULL);
     return kevent(p->fd, &ch, 1, NULL, 0, NULL) < 0 ? -1 : 0;

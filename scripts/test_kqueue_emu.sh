@@ -21,5 +21,16 @@ trap 'rm -rf "$work"' EXIT
 tar --exclude=./.venv --exclude=./build --exclude='*.so' --exclude=./.git \
     --exclude='./loopx/_loop.c' -cf - . | tar -xf - -C "$work"
 cd "$work"
+status=0
 LOOPX_POLLER=kqueue "$py" setup.py -q build_ext --inplace
-LOOPX_EXPECT_POLLER=kqueue "$py" -m pytest -p no:cacheprovider "$@"
+LOOPX_EXPECT_POLLER=kqueue "$py" -m pytest -p no:cacheprovider "$@" || status=1
+
+# Again with the pipe wakeup that kernels without EVFILT_USER get, on the
+# tests that wake the loop from other threads and signals.
+echo "=== kqueue poller with the pipe wakeup (no EVFILT_USER)"
+rm -rf build loopx/_loop.c loopx/*.so
+CFLAGS="${CFLAGS:-} -DLX_KQUEUE_PIPE_WAKEUP" LOOPX_POLLER=kqueue "$py" setup.py -q build_ext --inplace
+LOOPX_EXPECT_POLLER=kqueue "$py" -m pytest -p no:cacheprovider -q \
+    tests/test_threadsafe.py tests/test_signals.py tests/test_executor.py \
+    tests/test_lifecycle.py tests/test_api.py || status=1
+exit $status
