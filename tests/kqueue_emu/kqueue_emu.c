@@ -317,6 +317,25 @@ static void hash_remove(struct kq *kq, struct knote *kn)
 }
 
 /* Free a user or proc knote; the pidfd's close removes it from epoll. */
+/* What an add or modify change does to an existing knote.  As on BSD, every
+ * non-delete change replaces udata, fflags and data; disabling also drops
+ * what was seen but not yet delivered. */
+static void knote_apply_change(struct knote *kn, const struct kevent *ch)
+{
+    if (ch->flags & EV_ADD)
+        kn->flags = ch->flags & KEEP_FLAGS;
+    kn->udata = ch->udata;
+    kn->sfflags = ch->fflags;
+    kn->sdata = ch->data;
+    if (ch->flags & EV_DISABLE) {
+        kn->enabled = 0;
+        list_unlink(kn);
+        kn->ready = 0;
+    } else if (ch->flags & EV_ENABLE) {
+        kn->enabled = 1;
+    }
+}
+
 static void hashed_knote_free(struct kq *kq, struct knote *kn)
 {
     list_unlink(kn);
@@ -529,19 +548,7 @@ static int fd_change(struct kq *kq, const struct kevent *ch, int retried)
         free(kn);
         node->kn[f] = NULL;
     } else {
-        if (ch->flags & EV_ADD)
-            kn->flags = ch->flags & KEEP_FLAGS;
-        /* As on BSD, every non-delete change replaces these. */
-        kn->udata = ch->udata;
-        kn->sfflags = ch->fflags;
-        kn->sdata = ch->data;
-        if (ch->flags & EV_DISABLE) {
-            kn->enabled = 0;
-            list_unlink(kn);
-            kn->ready = 0;
-        } else if (ch->flags & EV_ENABLE) {
-            kn->enabled = 1;
-        }
+        knote_apply_change(kn, ch);
     }
 
     err = fd_sync(kq, fd, (ch->flags & EV_ADD) != 0);
@@ -732,17 +739,7 @@ static int proc_change(struct kq *kq, const struct kevent *ch)
         hashed_knote_free(kq, kn);
         return 0;
     }
-    if (ch->flags & EV_ADD)
-        kn->flags = ch->flags & KEEP_FLAGS;
-    kn->udata = ch->udata;
-    kn->sfflags = ch->fflags;
-    kn->sdata = ch->data;
-    if (ch->flags & EV_DISABLE) {
-        kn->enabled = 0;
-        list_unlink(kn);
-    } else if (ch->flags & EV_ENABLE) {
-        kn->enabled = 1;
-    }
+    knote_apply_change(kn, ch);
     if (kn->exited && kn->enabled)
         pend(kq, kn);
     return 0;
