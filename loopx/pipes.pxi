@@ -33,6 +33,9 @@ from asyncio import unix_events as _unix_events
 
 # is_reading() on read pipes came with 3.12 (and a 3.11 patch release);
 # before, ReadTransport's NotImplementedError stub.
+cdef enum:
+    _PIPE_BUF_SIZE = 64 * 1024   # Linux's and macOS's default pipe capacity
+
 cdef bint _READ_PIPE_HAS_IS_READING = "is_reading" in _unix_events._UnixReadPipeTransport.__dict__
 
 cdef enum:
@@ -149,8 +152,14 @@ cdef class ReadPipeTransport(_TransportBase):
         cdef int err
         while True:
             if 0 <= self.max_size <= _READ_SCRATCH_SIZE:
-                data = _read_to_bytes(self._fileno, False, self.max_size,
-                                      _INTO_AVAILABLE if self._big_reads else _INTO_SCRATCH, &n)
+                # A busy pipe gives at most its capacity (64 KiB by default)
+                # per read: that size straight into the bytes object, with
+                # no FIONREAD (see _read_to_bytes).
+                if self._big_reads:
+                    data = _read_to_bytes(self._fileno, False, min(self.max_size, _PIPE_BUF_SIZE),
+                                          _INTO_REQUESTED, &n)
+                else:
+                    data = _read_to_bytes(self._fileno, False, self.max_size, _INTO_SCRATCH, &n)
                 if n >= 0:
                     self._big_reads = n >= _DIRECT_READ_THRESHOLD
                     data = data or b""
