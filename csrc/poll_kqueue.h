@@ -82,6 +82,7 @@ static int lx_set_cloexec(int fd)
     return (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0) ? -1 : 0;
 }
 
+#ifndef LX_KQUEUE_USER_WAKEUP
 static int lx_set_cloexec_nonblock(int fd)
 {
     int fl;
@@ -90,6 +91,7 @@ static int lx_set_cloexec_nonblock(int fd)
     fl = fcntl(fd, F_GETFL);
     return (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) ? -1 : 0;
 }
+#endif
 
 static int lx_poller_open(lx_poller *p)
 {
