@@ -13,6 +13,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 py=$1
 shift
+# Absolute, as the build below runs elsewhere: a path, or a command on PATH.
+case "$py" in
+    */*) py="$(cd "$(dirname "$py")" && pwd)/$(basename "$py")" ;;
+    *) py=$(command -v "$py") ;;
+esac
 bash tests/kqueue_emu/run_tests.sh
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/loopx-kqueue.XXXXXX")
