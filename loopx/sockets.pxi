@@ -91,14 +91,17 @@ cdef class _RecvWaiter(NativeReader):
     """The fd's reader while a sock_recv waits: retries the recv natively on
     each readiness (no handle, context copy or Python-level call per wait)."""
     cdef object fut
-    cdef int fd
+    cdef object sock
     cdef Py_ssize_t n
 
     cdef int _read_event(self) except -1:
         if self.fut.done():
             return 0
         try:
-            data = _recv_now(self.fd, self.n)
+            # The socket's fd now, not the number we registered: if the
+            # socket was closed meanwhile, recv(-1) fails with EBADF instead
+            # of reading from whatever file reused the number.
+            data = _recv_now(self.sock.fileno(), self.n)
         except OSError as exc:
             self.fut.set_exception(exc)
             return 0
@@ -125,7 +128,7 @@ async def _sock_recv(Loop loop, sock, n):
     loop._ensure_fd_no_transport(fd)
     waiter = _RecvWaiter.__new__(_RecvWaiter)
     waiter.fut = fut = loop.create_future()
-    waiter.fd = fd
+    waiter.sock = sock
     waiter.n = n
     loop._add_native_reader(fd, waiter)
     try:

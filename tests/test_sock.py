@@ -192,6 +192,39 @@ def test_sock_recv_waiting_gets_a_reset_as_an_error(loop):
         helpers.run(loop, main())
 
 
+def test_sock_recv_on_a_socket_closed_while_waiting_reads_no_other_file(loop):
+    """The socket closed under a waiting sock_recv, its file kept alive by a
+    dup (as a child process's copy would) and its fd number reused by a new
+    socket with data waiting: the old file's readiness must not make the
+    recv read the new socket's data."""
+    import os
+
+    a, b = helpers.socketpair()
+    old_fd = b.fileno()
+    spare = os.dup(old_fd)
+    try:
+
+        async def main():
+            pending = asyncio.ensure_future(loop.sock_recv(b, 100))
+            await asyncio.sleep(0.01)
+            b.close()
+            c, d = helpers.socketpair()
+            with c, d:
+                assert old_fd in (c.fileno(), d.fileno())
+                reused = c if c.fileno() == old_fd else d
+                other = d if reused is c else c
+                other.send(b"not yours")
+                a.send(b"wakes the old file")
+                with pytest.raises(OSError):
+                    await asyncio.wait_for(pending, helpers.PROMPT)
+                return reused.recv(100)
+
+        assert helpers.run(loop, main()) == b"not yours"
+    finally:
+        os.close(spare)
+        a.close()
+
+
 def test_add_reader_replacing_a_waiting_sock_recv_keeps_its_watch(loop):
     """As asyncio: the newer add_reader wins the fd, the recv waits on (until
     cancelled), and finishing the recv does not remove the newer reader."""
