@@ -8,11 +8,13 @@
 # dependencies from PyPI, the extension is built in place, and pytest runs.
 # Extra arguments go to pytest.
 #
-# On Linux two more runs cover the other platforms' code as far as this
-# machine can: the test suite again with the kqueue poller, over the kqueue
-# emulation in tests/kqueue_emu (scripts/test_kqueue_emu.sh, newest Python),
-# and the Windows IOCP core's C tests under Wine (scripts/test_iocp_wine.sh,
-# which installs mingw-w64 and Wine if missing; LOOPX_SKIP_WINE=1 skips it).
+# On Linux, more runs with the newest Python: the unit tests against a build
+# instrumented with ASan and UBSan (scripts/test_sanitizers.sh); and, to cover
+# the other platforms' code as far as this machine can, the test suite again
+# with the kqueue poller over the kqueue emulation in tests/kqueue_emu
+# (scripts/test_kqueue_emu.sh), and the Windows IOCP core's C tests under
+# Wine (scripts/test_iocp_wine.sh, which installs mingw-w64 and Wine if
+# missing; LOOPX_SKIP_WINE=1 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +46,8 @@ for py in $pythons; do
 done
 
 if [ "$(uname -s)" = Linux ]; then
+    echo "=== loopx unit tests under ASan and UBSan ($venv)"
+    bash scripts/test_sanitizers.sh "$venv/bin/python" -q "$@" || status=1
     echo "=== loopx tests with the kqueue poller over tests/kqueue_emu ($venv)"
     bash scripts/test_kqueue_emu.sh "$venv/bin/python" "$@" || status=1
     if [ "${LOOPX_SKIP_WINE:-0}" = 1 ]; then
