@@ -44,14 +44,16 @@ cdef char _read_scratch[_READ_SCRATCH_SIZE]
 # How a read gets its bytes object (_read_to_bytes):
 #  - through the scratch buffer, then copied into a bytes object of the size
 #    read: costs a copy, but each read only a bytes object of its own size;
-#  - straight into a bytes object sized by FIONREAD: no copy, one more
-#    syscall.  Transports do this after a read of _DIRECT_READ_THRESHOLD or
-#    more, a sign of a fast sender.  (Not a full 256 KiB object shrunk
+#  - straight into a bytes object sized by FIONREAD (up to _READ_ALLOC_MAX):
+#    no copy, one more syscall.  Transports do this after a read of
+#    _DIRECT_READ_THRESHOLD or more, a sign of a fast sender.  (Not a full 256 KiB object shrunk
 #    afterwards: blocks that big come fresh from mmap, and faulting their
 #    pages in costs far more than the copy.)
 #  - straight into a bytes object of the size asked for, shrunk to what came
 #    (socket.recv's way): sock_recv(n) with a large n of at most
-#    _READ_ALLOC_MAX, small enough to come from the heap.
+#    _READ_ALLOC_MAX.
+# _READ_ALLOC_MAX keeps these blocks below glibc's mmap threshold (128 KiB by
+# default), so they come from the heap.
 cdef enum:
     _DIRECT_READ_THRESHOLD = 32 * 1024
     _READ_ALLOC_MAX = 128 * 1024
@@ -85,7 +87,9 @@ cdef object _read_to_bytes(int fd, bint sock, Py_ssize_t size, _ReadInto into, s
     cdef char *buf = _read_scratch
     if into == _INTO_AVAILABLE:
         if ioctl(fd, FIONREAD, &avail) == 0 and avail > 0:
-            size = min(size, <Py_ssize_t>avail)
+            # At most _READ_ALLOC_MAX: a bigger block would come from mmap
+            # (see above).  The rest is read on the next readiness.
+            size = min(size, <Py_ssize_t>avail, <Py_ssize_t>_READ_ALLOC_MAX)
         else:
             into = _INTO_SCRATCH  # let the read itself tell EOF and errors apart
     if into != _INTO_SCRATCH:
