@@ -104,6 +104,13 @@ cdef class NativeReader:
         raise NotImplementedError
 
 
+cdef inline bint _still_reads(Loop loop, int fd, NativeReader r):
+    """Whether r is still fd's reader.  A NativeReader's event already queued
+    when it stopped reading cannot be cancelled as a Handle's can, so each
+    checks this before acting (and before unwatching what is now another's)."""
+    return 0 <= fd < loop._fds_cap and loop._fds[fd].reader == <PyObject *>r
+
+
 cdef inline bint _watch_cancelled(PyObject *w):
     # fd table entries are Handles or NativeReaders; only Handles cancel.
     return Py_TYPE(w) == _HANDLE_TYPE and (<Handle>w)._cancelled
@@ -707,15 +714,17 @@ cdef class Loop:
             _lx_decref(old)
         return h
 
-    cdef int _add_native_reader(self, int fd, NativeReader r) except -1:
-        """Watch fd for reading with r itself in place of a handle.  A queued
-        event of r's that was removed meanwhile cannot be cancelled, so r
-        checks it is still the fd's reader before acting (see stream.pxi)."""
+    cdef int _add_native_reader(self, int fd, NativeReader r, bint in_context) except -1:
+        """Watch fd for reading with r itself in place of a handle (see
+        _still_reads).  With in_context, r's reads run in a copy of the
+        current context, as an add_reader() handle's would; without, r runs
+        no user code and needs none."""
         cdef PyObject *old
         self._check_closed()
         self._check_same_process()
         self._fd_grow(fd)
         self._fd_set_interest(fd, self._fds[fd].events | LX_READ)
+        r._read_context = PyContext_CopyCurrent() if in_context else None
         cdef FdWatch *w = &self._fds[fd]
         _lx_incref(<PyObject *>r)
         old = w.reader

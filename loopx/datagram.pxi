@@ -325,17 +325,10 @@ cdef class DatagramTransport(_FlowControlTransport):
         # or paused before this ran must not watch an fd it is giving up.
         if self._closing or self._paused:
             return
-        # The transport itself is the fd's reader (see NativeReader), with
-        # reads run in a copy of this context, as an add_reader handle's.
-        self._read_context = PyContext_CopyCurrent()
-        self._loop._add_native_reader(self._sock_fd, self)
+        self._loop._add_native_reader(self._sock_fd, self, True)
 
     cdef int _read_event(self) except -1:
-        # An event queued before reading stopped cannot be cancelled: act
-        # only while we are still the fd's reader.
-        cdef Loop loop = self._loop
-        cdef int fd = self._sock_fd
-        if fd < loop._fds_cap and loop._fds[fd].reader == <PyObject *>self:
+        if _still_reads(self._loop, self._sock_fd, self):
             self._read_batch()
         return 0
 

@@ -126,20 +126,10 @@ cdef class ReadPipeTransport(_TransportBase):
     def _start_reading(self):
         if self._closing or self._paused:
             return
-        self._watch_reads()
-
-    cdef _watch_reads(self):
-        # The transport itself is the fd's reader (see NativeReader), with
-        # reads run in a copy of this context, as an add_reader handle's.
-        self._read_context = PyContext_CopyCurrent()
-        self._loop._add_native_reader(self._fileno, self)
+        self._loop._add_native_reader(self._fileno, self, True)
 
     cdef int _read_event(self) except -1:
-        # An event queued before reading stopped cannot be cancelled: act
-        # only while we are still the fd's reader.
-        cdef Loop loop = self._loop
-        cdef int fd = self._fileno
-        if fd < loop._fds_cap and loop._fds[fd].reader == <PyObject *>self:
+        if _still_reads(self._loop, self._fileno, self):
             self._read_once()
         return 0
 
@@ -208,7 +198,7 @@ cdef class ReadPipeTransport(_TransportBase):
         if self._closing or not self._paused:
             return
         self._paused = False
-        self._watch_reads()
+        self._loop._add_native_reader(self._fileno, self, True)
         if self._loop._debug:
             logger.debug("%r resumes reading", self)
 

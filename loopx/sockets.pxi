@@ -130,14 +130,14 @@ async def _sock_recv(Loop loop, sock, n):
     waiter.fut = fut = loop.create_future()
     waiter.sock = sock
     waiter.n = n
-    loop._add_native_reader(fd, waiter)
+    loop._add_native_reader(fd, waiter, False)
     try:
         return await fut
     finally:
         fut = None  # break the cycle through the exception's traceback
         # Unwatch unless someone replaced our watch meanwhile (then it is
         # theirs to remove), as _sock_wait does.
-        if fd < loop._fds_cap and loop._fds[fd].reader == <PyObject *>waiter:
+        if _still_reads(loop, fd, waiter):
             loop._remove_watch(fd, False)
 
 

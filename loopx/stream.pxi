@@ -244,17 +244,10 @@ cdef class SocketTransport(_FlowControlTransport):
 
     def _start_reading(self):
         if self.is_reading():
-            # Reads run in a copy of the context of whoever started reading,
-            # as an add_reader() handle would.
-            self._read_context = PyContext_CopyCurrent()
-            self._loop._add_native_reader(self._sock_fd, self)
+            self._loop._add_native_reader(self._sock_fd, self, True)
 
     cdef int _read_event(self) except -1:
-        # The loop cannot cancel an event already queued when reading is
-        # paused or stopped: act only while we are still the fd's reader.
-        cdef Loop loop = self._loop
-        cdef int fd = self._sock_fd
-        if fd < loop._fds_cap and loop._fds[fd].reader == <PyObject *>self:
+        if _still_reads(self._loop, self._sock_fd, self):
             self._do_read()
         return 0
 

@@ -13,19 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 py=$1
 shift
-# Absolute, as the build below runs elsewhere: a path, or a command on PATH.
-case "$py" in
-    */*) py="$(cd "$(dirname "$py")" && pwd)/$(basename "$py")" ;;
-    *) py=$(command -v "$py") ;;
-esac
 bash tests/kqueue_emu/run_tests.sh
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/loopx-kqueue.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-# The working tree as it is (committed or not), less builds and venvs.
-tar --exclude=./.venv --exclude=./build --exclude='*.so' --exclude=./.git \
-    --exclude='./loopx/_loop.c' -cf - . | tar -xf - -C "$work"
-cd "$work"
+source scripts/build_copy.sh "$py" kqueue
 status=0
 LOOPX_POLLER=kqueue "$py" setup.py -q build_ext --inplace
 LOOPX_EXPECT_POLLER=kqueue "$py" -m pytest -p no:cacheprovider "$@" || status=1

@@ -15,19 +15,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 py=$1
 shift
-case "$py" in
-    */*) py="$(cd "$(dirname "$py")" && pwd)/$(basename "$py")" ;;
-    *) py=$(command -v "$py") ;;
-esac
 asan=$(gcc -print-file-name=libasan.so)
 ubsan=$(gcc -print-file-name=libubsan.so)
 [ -f "$asan" ] && [ -f "$ubsan" ] || { echo "gcc's libasan/libubsan not found" >&2; exit 1; }
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/loopx-sanitizers.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-tar --exclude=./.venv --exclude=./build --exclude='*.so' --exclude=./.git \
-    --exclude='./loopx/_loop.c' -cf - . | tar -xf - -C "$work"
-cd "$work"
+source scripts/build_copy.sh "$py" sanitizers
 CFLAGS="${CFLAGS:-} -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -O1" \
 LDFLAGS="${LDFLAGS:-} -fsanitize=address,undefined" \
     "$py" setup.py -q build_ext --inplace
