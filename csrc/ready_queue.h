@@ -7,12 +7,17 @@
  *     only be called when len > 0.
  *   - No function here runs Python code, so a push or pop can never be
  *     interleaved with another thread holding the GIL.
+ *   - Handles may be untracked by the GC while only the queue holds them;
+ *     every reference the queue drops goes through lx_owned_release
+ *     (owned.h), and so must the caller's after a pop.
  */
 #ifndef LOOPX_READY_QUEUE_H
 #define LOOPX_READY_QUEUE_H
 
 #include <Python.h>
 #include <string.h>
+
+#include "owned.h"
 
 typedef struct {
     PyObject **items;
@@ -86,7 +91,7 @@ static void lx_rq_clear(lx_ready_queue *q)
 {
     while (q->len > 0) {
         PyObject *obj = lx_rq_pop(q);
-        Py_DECREF(obj);
+        lx_owned_release(obj);
     }
     q->head = 0;
 }
@@ -96,8 +101,20 @@ static int lx_rq_traverse(lx_ready_queue *q, visitproc visit, void *arg)
 {
     Py_ssize_t i;
     for (i = 0; i < q->len; i++)
-        Py_VISIT(q->items[(q->head + i) & (q->cap - 1)]);
+    {
+        int r = lx_owned_visit(q->items[(q->head + i) & (q->cap - 1)], visit, arg);
+        if (r)
+            return r;
+    }
     return 0;
+}
+
+/* lx_owned_track_if_shared on every queued object (owned.h). */
+static void lx_rq_track_shared(lx_ready_queue *q)
+{
+    Py_ssize_t i;
+    for (i = 0; i < q->len; i++)
+        lx_owned_track_if_shared(q->items[(q->head + i) & (q->cap - 1)]);
 }
 
 static void lx_rq_free(lx_ready_queue *q)

@@ -11,12 +11,16 @@
  *     re-heapifies in O(n).  `dead` must not run Python code.
  *   - Nothing here runs Python code except the DECREFs in lx_th_compact and
  *     lx_th_free, which happen after the heap is consistent again.
+ *   - Handles may be untracked by the GC while only the heap holds them; every
+ *     reference the heap drops goes through lx_owned_release (owned.h).
  */
 #ifndef LOOPX_TIMER_HEAP_H
 #define LOOPX_TIMER_HEAP_H
 
 #include <Python.h>
 #include <stdint.h>
+
+#include "owned.h"
 
 typedef struct {
     double when;
@@ -141,7 +145,7 @@ static Py_ssize_t lx_th_compact(lx_timer_heap *h, int (*dead)(PyObject *))
         lx_th_sift_down(h, i);
     /* The heap is consistent before any finalizer can run. */
     for (i = 0; i < removed; i++)
-        Py_DECREF(garbage[i]);
+        lx_owned_release(garbage[i]);
     PyMem_Free(garbage);
     return removed;
 }
@@ -150,7 +154,7 @@ static void lx_th_clear(lx_timer_heap *h)
 {
     while (h->len > 0) {
         PyObject *handle = h->items[--h->len].handle;
-        Py_DECREF(handle);
+        lx_owned_release(handle);
     }
 }
 
@@ -158,9 +162,20 @@ static void lx_th_clear(lx_timer_heap *h)
 static int lx_th_traverse(lx_timer_heap *h, visitproc visit, void *arg)
 {
     Py_ssize_t i;
-    for (i = 0; i < h->len; i++)
-        Py_VISIT(h->items[i].handle);
+    for (i = 0; i < h->len; i++) {
+        int r = lx_owned_visit(h->items[i].handle, visit, arg);
+        if (r)
+            return r;
+    }
     return 0;
+}
+
+/* lx_owned_track_if_shared on every timer's handle (owned.h). */
+static void lx_th_track_shared(lx_timer_heap *h)
+{
+    Py_ssize_t i;
+    for (i = 0; i < h->len; i++)
+        lx_owned_track_if_shared(h->items[i].handle);
 }
 
 static void lx_th_free(lx_timer_heap *h)

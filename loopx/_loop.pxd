@@ -3,6 +3,12 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t
 from cpython.object cimport PyObject, visitproc
 
 
+cdef extern from "owned.h":
+    void lx_owned_untrack(PyObject *obj)
+    void lx_owned_release(PyObject *obj)
+    void lx_untrack_atomic_tuple(PyObject *tup)
+
+
 cdef extern from "ready_queue.h":
     ctypedef struct lx_ready_queue:
         Py_ssize_t len
@@ -10,6 +16,7 @@ cdef extern from "ready_queue.h":
     int lx_rq_push(lx_ready_queue *q, PyObject *obj) except -1
     PyObject *lx_rq_pop(lx_ready_queue *q)
     void lx_rq_clear(lx_ready_queue *q)
+    void lx_rq_track_shared(lx_ready_queue *q)
     void lx_rq_free(lx_ready_queue *q)
     int lx_rq_traverse(lx_ready_queue *q, visitproc visit, void *arg)
 
@@ -27,6 +34,7 @@ cdef extern from "timer_heap.h":
     PyObject *lx_th_pop(lx_timer_heap *h)
     Py_ssize_t lx_th_compact(lx_timer_heap *h, int (*dead)(PyObject *) noexcept)
     void lx_th_clear(lx_timer_heap *h)
+    void lx_th_track_shared(lx_timer_heap *h)
     void lx_th_free(lx_timer_heap *h)
     int lx_th_traverse(lx_timer_heap *h, visitproc visit, void *arg)
 
@@ -104,6 +112,9 @@ cdef class Loop:
     cdef:
         lx_ready_queue _ready
         lx_timer_heap _timers
+        # every Loop not yet deallocated, for _gc_track_shared_handles
+        PyObject *_live_prev
+        PyObject *_live_next
         public Py_ssize_t _timer_cancelled_count
         bint _stopping
         bint _closed

@@ -15,7 +15,7 @@ The run loop, one iteration (_run_once):
      schedule runs in the next iteration, after I/O has been polled again.
 """
 cimport cython
-from cpython.object cimport PyObject, PyTypeObject, traverseproc, visitproc, Py_LT, Py_LE, Py_EQ, Py_NE, Py_GT, Py_GE
+from cpython.object cimport PyObject, PyTypeObject, inquiry, traverseproc, visitproc, Py_LT, Py_LE, Py_EQ, Py_NE, Py_GT, Py_GE
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from libc.errno cimport errno, EINTR, EAGAIN, ESRCH
 from libc.stdint cimport int64_t, uint32_t, uint64_t
@@ -27,6 +27,7 @@ import collections
 import concurrent.futures
 import errno as errno_mod
 import functools
+import gc
 import io
 import os
 import reprlib
@@ -172,6 +173,7 @@ cdef class Loop:
         self._sig_rfd = -1
         lx_rq_init(&self._ready, 512)
         lx_th_init(&self._timers, 128)
+        _live_loops_add(self)
         if lx_poller_open(&self._poller) < 0:
             raise _os_error(errno)
         self._exit_watchers = {}
@@ -186,6 +188,7 @@ cdef class Loop:
         pass
 
     def __dealloc__(self):
+        _live_loops_remove(self)
         self._release_native()
 
     cdef void _release_native(self) noexcept:
@@ -287,6 +290,7 @@ cdef class Loop:
             context = PyContext_CopyCurrent()
         cdef Handle h = new_handle(self, callback, args, context)
         lx_rq_push(&self._ready, <PyObject *>h)
+        lx_owned_untrack(<PyObject *>h)  # the queue owns it now (owned.h)
         return h
 
     def call_later(self, delay, callback, *args, context=None):
@@ -324,6 +328,7 @@ cdef class Loop:
             context = PyContext_CopyCurrent()
         cdef TimerHandle h = new_timer_handle(self, when, callback, args, context)
         lx_th_push(&self._timers, when, <PyObject *>h)
+        lx_owned_untrack(<PyObject *>h)  # the heap owns it now (owned.h)
         h._scheduled = True
         return h
 
@@ -480,8 +485,6 @@ cdef class Loop:
         cdef int64_t timeout_ns = -1, now_ns
         cdef double delta, deadline
         cdef PyObject *ptr
-        cdef Handle h
-        cdef TimerHandle th
         cdef NativeReader reader
         cdef Py_ssize_t ntodo
 
@@ -496,7 +499,7 @@ cdef class Loop:
                 ptr = lx_th_pop(&self._timers)
                 (<TimerHandle>ptr)._scheduled = False
                 self._timer_cancelled_count -= 1
-                _lx_decref(ptr)
+                lx_owned_release(ptr)
 
         now_ns = lx_monotonic_ns()
         if self._ready.len or self._stopping:
@@ -526,13 +529,14 @@ cdef class Loop:
             deadline = _now() + _CLOCK_RESOLUTION
             while self._timers.len and self._timers.items[0].when < deadline:
                 ptr = lx_th_pop(&self._timers)
-                th = <TimerHandle>ptr
-                _lx_decref(ptr)
-                th._scheduled = False
-                if th._cancelled:
+                (<TimerHandle>ptr)._scheduled = False
+                if (<TimerHandle>ptr)._cancelled:
                     self._timer_cancelled_count -= 1
+                    lx_owned_release(ptr)
                 else:
-                    lx_rq_push(&self._ready, <PyObject *>th)
+                    # The heap's reference moves to the queue (it stays ours).
+                    lx_rq_push(&self._ready, ptr)
+                    _lx_decref(ptr)
 
         # Only what is ready now runs in this iteration; callbacks scheduled
         # by these go behind them and run after the next poll.  A handle is
@@ -547,14 +551,19 @@ cdef class Loop:
                 _lx_decref(ptr)
                 self._run_native_reader(reader)
                 continue
-            h = <Handle>ptr
-            _lx_decref(ptr)
-            if h._cancelled:
+            # The queue's reference is held across the run and released
+            # through lx_owned_release, which re-tracks a handle that the
+            # callback or the caller kept.
+            if (<Handle>ptr)._cancelled:
+                lx_owned_release(ptr)
                 continue
-            if self._debug:
-                self._run_handle_debug(h)
-            else:
-                h._run()
+            try:
+                if self._debug:
+                    self._run_handle_debug(<Handle>ptr)
+                else:
+                    (<Handle>ptr)._run()
+            finally:
+                lx_owned_release(ptr)
         return 0
 
     cdef int _run_native_reader(self, NativeReader r) except -1:
@@ -1084,6 +1093,70 @@ cdef int _loop_traverse(PyObject *obj, visitproc visit, void *arg) noexcept:
 
 
 (<PyTypeObject *>Loop).tp_traverse = <traverseproc>_loop_traverse
+
+
+# Every Loop alive, as an intrusive list (no references: a loop leaves it in
+# its dealloc), so a collection can first re-track the pending handles that
+# someone other than their loop holds (owned.h).
+cdef PyObject *_live_loops = NULL
+
+
+cdef void _live_loops_add(Loop loop) noexcept:
+    global _live_loops
+    loop._live_prev = NULL
+    loop._live_next = _live_loops
+    if _live_loops != NULL:
+        (<Loop>_live_loops)._live_prev = <PyObject *>loop
+    _live_loops = <PyObject *>loop
+
+
+cdef void _live_loops_remove(Loop loop) noexcept:
+    global _live_loops
+    if loop._live_prev != NULL:
+        (<Loop>loop._live_prev)._live_next = loop._live_next
+    elif _live_loops == <PyObject *>loop:
+        _live_loops = loop._live_next
+    if loop._live_next != NULL:
+        (<Loop>loop._live_next)._live_prev = loop._live_prev
+    loop._live_prev = loop._live_next = NULL
+
+
+def _gc_track_shared_handles(phase, info):
+    """gc.callbacks hook: before each collection, the pending handles that
+    someone besides their loop holds become visible to it again.
+
+    Only loops that are not running: a running loop is on a thread's stack,
+    so it cannot be garbage this time, and scanning a busy loop's 10,000
+    timers at every collection would cost more than tracking them."""
+    cdef PyObject *p
+    if phase == "start":
+        p = _live_loops
+        while p != NULL:
+            if (<Loop>p)._thread_id is None:
+                lx_rq_track_shared(&(<Loop>p)._ready)
+                lx_th_track_shared(&(<Loop>p)._timers)
+            p = (<Loop>p)._live_next
+
+
+gc.callbacks.append(_gc_track_shared_handles)
+
+
+# The traverse above looks into the handles only the loop holds (owned.h), so
+# when the collector finds the loop garbage it may be those handles that close
+# the cycle: clearing the loop must drop them too.
+ctypedef int (*_clearproc)(PyObject *) noexcept
+cdef _clearproc _loop_fields_clear = <_clearproc>(<PyTypeObject *>Loop).tp_clear
+
+
+cdef int _loop_clear(PyObject *obj) noexcept:
+    cdef Loop loop = <Loop>obj
+    lx_rq_clear(&loop._ready)
+    lx_th_clear(&loop._timers)
+    loop._timer_cancelled_count = 0
+    return _loop_fields_clear(obj)
+
+
+(<PyTypeObject *>Loop).tp_clear = <inquiry><void *>_loop_clear
 
 
 def _run_until_complete_cb(fut):

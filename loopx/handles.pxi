@@ -9,6 +9,11 @@
 # no longer trigger collections (a collection every 700 counted allocations);
 # at ~100 bytes a handle it keeps at most ~100 KiB after a burst.  (Cython
 # cannot give a subclass such as TimerHandle a freelist of its own.)
+#
+# A scheduled handle is also hidden from the garbage collector while only the
+# loop holds it, and its argument tuple when that holds no GC object: with
+# thousands queued, every collection used to walk them all, in vain
+# (csrc/owned.h has the rules that keep cycles through handles collectable).
 
 
 @cython.freelist(1024)
@@ -149,27 +154,30 @@ cdef class TimerHandle(Handle):
         return info
 
 
-cdef inline Handle new_handle(Loop loop, object callback, object args, object context):
-    cdef Handle h = Handle.__new__(Handle)
+cdef inline int _fill_handle(Handle h, Loop loop, object callback, object args,
+                             object context) except -1:
     h._loop = loop
     h._callback = callback
-    h._args = args if args else None
+    if args:
+        h._args = args
+        lx_untrack_atomic_tuple(<PyObject *>args)
     h._context = context
     if loop._debug:
         h._traceback = _extract_stack()
+    return 0
+
+
+cdef inline Handle new_handle(Loop loop, object callback, object args, object context):
+    cdef Handle h = Handle.__new__(Handle)
+    _fill_handle(h, loop, callback, args, context)
     return h
 
 
 cdef inline TimerHandle new_timer_handle(Loop loop, double when, object callback,
                                          object args, object context):
     cdef TimerHandle h = TimerHandle.__new__(TimerHandle)
-    h._loop = loop
-    h._callback = callback
-    h._args = args if args else None
-    h._context = context
+    _fill_handle(h, loop, callback, args, context)
     h._when = when
-    if loop._debug:
-        h._traceback = _extract_stack()
     return h
 
 

@@ -245,3 +245,87 @@ def test_closed_loop_releases_pending_callbacks(loop):
     del payloads
     loop.close()
     assert all(helpers.released(r) for r in refs)
+
+
+# Reference cycles through handles.  loopx hides the handles only it holds from
+# the garbage collector (csrc/owned.h); these check that every cycle a user
+# can build through a handle is still collected, as it is with asyncio.
+
+class _Holder:
+    """Keeps the handle of its own callback: obj -> handle -> obj (through
+    the bound method, or through the arguments tuple with via_args)."""
+
+    def __init__(self, loop, timer, via_args=False):
+        self.ran = False
+        cb, args = (_Holder.cb, (self, 1)) if via_args else (self.cb, ())
+        self.handle = loop.call_later(0, cb, *args) if timer else loop.call_soon(cb, *args)
+
+    def cb(self, *unused):
+        self.ran = True
+
+
+@pytest.mark.parametrize("via_args", [False, True], ids=["method", "args"])
+@pytest.mark.parametrize("timer", [False, True], ids=["call_soon", "call_later"])
+def test_cycle_through_a_handle_that_ran_is_collected(loop, timer, via_args):
+    holder = _Holder(loop, timer, via_args)
+    ref = weakref.ref(holder)
+    del holder
+    loop.call_later(0.01, loop.stop)
+    assert helpers.run_forever(loop)
+    assert ref() is not None and ref().ran
+    assert helpers.released(ref)
+
+
+@pytest.mark.parametrize("timer", [False, True], ids=["call_soon", "call_later"])
+def test_cycle_through_a_cancelled_handle_is_collected(loop, timer):
+    holder = _Holder(loop, timer)
+    holder.handle.cancel()
+    ref = weakref.ref(holder)
+    del holder
+    helpers.run_once(loop)
+    assert helpers.released(ref)
+
+
+def test_cycle_through_a_handle_dropped_by_close_is_collected(loop):
+    holders = [_Holder(loop, False), _Holder(loop, True)]
+    refs = [weakref.ref(h) for h in holders]
+    del holders
+    loop.close()
+    assert all(helpers.released(r) for r in refs)
+
+
+def test_pending_handle_keeps_its_callback_alive_through_a_collection(loop):
+    """A queued handle is the only path to its callback's objects; a garbage
+    collection meanwhile must not free them (the handle still runs)."""
+    import gc
+    ran = []
+
+    class Node:
+        def __init__(self):
+            self.me = self  # a cycle of its own: only gc can free it
+
+        def cb(self):
+            ran.append(self.me is self)
+
+    loop.call_soon(Node().cb)
+    loop.call_later(0, Node().cb)
+    gc.collect()
+    loop.call_later(0.01, loop.stop)
+    assert helpers.run_forever(loop)
+    assert ran == [True, True]
+
+
+def test_unclosed_loop_with_pending_cycles_is_collected(impl):
+    """A loop dropped without close() whose pending handles are in cycles with
+    it and with their callbacks' objects is still collected (and warns)."""
+    import gc
+    import warnings
+    make = helpers.loop_factory(impl)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        dropped = make()
+        holders = [_Holder(dropped, False), _Holder(dropped, True)]
+        refs = [weakref.ref(dropped)] + [weakref.ref(h) for h in holders]
+        del holders, dropped
+        gc.collect()
+    assert all(r() is None for r in refs)
