@@ -163,6 +163,11 @@ cdef int _fileobj_to_fd(object fileobj) except -1:
     return fd
 
 
+# A C global, not a module attribute: at interpreter exit a loop still set in
+# the policy is collected after this module's globals are gone.
+cdef object _warn = warnings.warn
+
+
 cdef class Loop:
     """The native core of loopx.Loop (see loopx/_policy.py)."""
 
@@ -213,7 +218,7 @@ cdef class Loop:
 
     def __del__(self):
         if not self._closed:
-            warnings.warn(f"unclosed event loop {self!r}", ResourceWarning, source=self)
+            _warn(f"unclosed event loop {self!r}", ResourceWarning, source=self)
             if not self.is_running():
                 self.close()
 

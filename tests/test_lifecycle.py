@@ -399,3 +399,20 @@ def test_many_loops_created_run_and_closed(new_loop):
         lp.run_forever()
         lp.close()
         lp.close()
+
+
+def test_loop_left_in_the_policy_at_exit_warns_cleanly():
+    """A loop still set as the thread's loop when the interpreter exits is
+    collected after module globals are gone; its __del__ must still warn,
+    not fail with an ignored AttributeError."""
+    out = helpers.python_subprocess(
+        "import asyncio, os, warnings\n"
+        "os.dup2(1, 2)\n"
+        "warnings.simplefilter('always')\n"
+        "import loopx\n"
+        "with warnings.catch_warnings():\n"
+        "    warnings.simplefilter('ignore', DeprecationWarning)\n"
+        "    asyncio.set_event_loop(loopx.new_event_loop())\n"
+        "print('started', flush=True)\n")
+    assert "started" in out
+    assert "Exception ignored" not in out and "AttributeError" not in out, out
