@@ -69,6 +69,7 @@ cdef class SocketTransport(_FlowControlTransport):
         object _sock
         int _sock_fd
         bint _buffered                 # the protocol is a BufferedProtocol
+        bint _feeds_stream             # ... an asyncio StreamReaderProtocol (stream_feed.pxi)
         bint _protocol_connected
         object _server
         bint _eof                      # write_eof() called
@@ -195,6 +196,7 @@ cdef class SocketTransport(_FlowControlTransport):
 
     def set_protocol(self, protocol):
         self._buffered = isinstance(protocol, _protocols.BufferedProtocol)
+        self._feeds_stream = _feeds_stream_reader(protocol)
         self._protocol = protocol
         self._protocol_connected = True
 
@@ -275,7 +277,10 @@ cdef class SocketTransport(_FlowControlTransport):
             return
         self._big_reads = n >= _DIRECT_READ_THRESHOLD
         try:
-            self._protocol.data_received(data)
+            if self._feeds_stream:
+                _feed_stream_reader(self._protocol, data)
+            else:
+                self._protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:

@@ -1,0 +1,82 @@
+# Feeding asyncio's StreamReader without its Python frames.  Included into
+# _loop.pyx.
+#
+# With asyncio streams (open_connection, start_server) a socket transport's
+# protocol is a StreamReaderProtocol whose data_received() calls
+# StreamReader.feed_data(), which calls _wakeup_waiter(): three Python frames
+# per read, a good part of what a small echo costs.  When the protocol and the
+# reader are exactly the standard library's classes with those methods
+# unchanged (not subclassed, not patched), the transport does what they would
+# do, step for step, from C: append to the reader's buffer, wake its waiter,
+# pause reading past twice its limit.  Anything else -- a subclass, a patched
+# method, a reader that has seen EOF -- goes through the methods as usual.
+# The three methods have been identical from 3.11.7 through 3.13 (their
+# private fields too: _stream_reader_wr, _buffer, _waiter, _eof, _transport,
+# _paused, _limit); a Python whose classes lack any of them never takes this
+# path (_stream_feed_supported).
+
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from libc.string cimport memcpy
+
+cdef object _SRP = asyncio.StreamReaderProtocol
+cdef object _SR = asyncio.StreamReader
+cdef object _SRP_DATA_RECEIVED = _SRP.__dict__.get("data_received")
+cdef object _SR_FEED_DATA = _SR.__dict__.get("feed_data")
+cdef object _SR_WAKEUP_WAITER = _SR.__dict__.get("_wakeup_waiter")
+
+
+def _probe_stream_feed():
+    # The fields this path uses must be the ones these classes really set
+    # (attribute stores are named in the constructors' code objects).
+    names = set(_SR.__init__.__code__.co_names)
+    return ({"_buffer", "_waiter", "_eof", "_transport", "_paused", "_limit"} <= names
+            and "_stream_reader_wr" in _SRP.__init__.__code__.co_names)
+
+
+cdef bint _stream_feed_supported = (_SRP_DATA_RECEIVED is not None
+                                    and _SR_FEED_DATA is not None
+                                    and _SR_WAKEUP_WAITER is not None
+                                    and _probe_stream_feed())
+
+
+cdef inline bint _feeds_stream_reader(protocol):
+    """True if data for `protocol` may go through _feed_stream_reader
+    (checked when the transport gets its protocol)."""
+    return (_stream_feed_supported
+            and type(protocol) is _SRP
+            and _SRP.data_received is _SRP_DATA_RECEIVED
+            and _SR.feed_data is _SR_FEED_DATA
+            and _SR._wakeup_waiter is _SR_WAKEUP_WAITER)
+
+
+cdef _feed_stream_reader(protocol, bytes data):
+    """protocol.data_received(data) for an exact StreamReaderProtocol."""
+    wr = protocol._stream_reader_wr
+    if wr is None:
+        return
+    reader = wr()
+    if reader is None:
+        return  # the reader is gone: data_received drops the data too
+    buf = reader._buffer
+    if type(reader) is not _SR or reader._eof or type(buf) is not bytearray:
+        reader.feed_data(data)  # also raises feed_data's own errors
+        return
+    # bytearray.extend(bytes): the same growth, the same BufferError if the
+    # buffer is exported.
+    cdef Py_ssize_t old = PyByteArray_GET_SIZE(buf), n = PyBytes_GET_SIZE(data)
+    PyByteArray_Resize(buf, old + n)
+    memcpy(PyByteArray_AS_STRING(buf) + old, PyBytes_AS_STRING(data), <size_t>n)
+    waiter = reader._waiter
+    if waiter is not None:
+        reader._waiter = None
+        if not waiter.cancelled():
+            waiter.set_result(None)
+    transport = reader._transport
+    if transport is not None and not reader._paused and old + n > 2 * reader._limit:
+        try:
+            transport.pause_reading()
+        except NotImplementedError:
+            reader._transport = None
+        else:
+            reader._paused = True

@@ -1,0 +1,228 @@
+"""asyncio streams over loopx's socket transport.
+
+loopx feeds an exact StreamReaderProtocol's reader from C (loopx/stream_feed.pxi)
+instead of through data_received/feed_data; every test here runs on asyncio's
+loop too, so each asserts what the standard library's methods do.
+"""
+import asyncio
+import socket
+
+import pytest
+
+import helpers
+
+
+async def _connected_streams(limit=2 ** 16, protocol_class=asyncio.StreamReaderProtocol):
+    """(reader, writer, peer): a StreamReader/Writer over one end of a
+    socket pair, and the other end as a plain non-blocking socket."""
+    loop = asyncio.get_running_loop()
+    ours, peer = helpers.socketpair()
+    reader = asyncio.StreamReader(limit=limit)
+    protocol = protocol_class(reader)
+    transport, _ = await loop.connect_accepted_socket(lambda: protocol, ours)
+    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+    return reader, writer, peer
+
+
+def test_stream_reads_every_byte_in_order(loop):
+    payload = helpers.pattern_bytes(3 * 2 ** 20 + 17)
+
+    async def main():
+        reader, writer, peer = await _connected_streams(limit=2 ** 20)
+        with peer:
+            sender = asyncio.ensure_future(asyncio.get_running_loop().sock_sendall(peer, payload))
+            got = await reader.readexactly(len(payload))
+            await sender
+            writer.close()
+        return got
+
+    assert helpers.run(loop, main()) == payload
+
+
+def test_reading_pauses_past_twice_the_limit_and_resumes(loop):
+    limit = 1024
+
+    async def main():
+        reader, writer, peer = await _connected_streams(limit=limit)
+        with peer:
+            peer.send(b"x" * (4 * limit))
+            while len(reader._buffer) <= 2 * limit:
+                await asyncio.sleep(0.01)
+            paused = not writer.transport.is_reading()
+            data = await reader.read(10 * limit)
+            resumed = writer.transport.is_reading()
+            writer.close()
+        return paused, len(data), resumed
+
+    paused, n, resumed = helpers.run(loop, main())
+    assert paused and resumed
+    assert n > 2 * 1024
+
+
+def test_cancelled_read_is_not_woken_and_data_stays(loop):
+    async def main():
+        reader, writer, peer = await _connected_streams()
+        with peer:
+            pending = asyncio.ensure_future(reader.read(100))
+            await asyncio.sleep(0)
+            pending.cancel()
+            peer.send(b"kept")
+            await asyncio.sleep(0.05)
+            data = await reader.read(100)
+            writer.close()
+        return pending.cancelled(), data
+
+    assert helpers.run(loop, main()) == (True, b"kept")
+
+
+def test_data_for_a_collected_reader_is_dropped(loop):
+    async def main():
+        loop_ = asyncio.get_running_loop()
+        ours, peer = helpers.socketpair()
+        protocol = asyncio.StreamReaderProtocol(asyncio.StreamReader())
+        transport, _ = await loop_.connect_accepted_socket(lambda: protocol, ours)
+        import gc
+        gc.collect()  # the protocol only holds its reader weakly
+        with peer:
+            peer.send(b"nobody reads this")
+            await asyncio.sleep(0.05)
+            closing = transport.is_closing()
+            transport.close()
+        return closing
+
+    assert helpers.run(loop, main()) is False
+
+
+def test_data_after_feed_eof_fails_the_transport_like_feed_data(loop):
+    """Data arriving for a reader that already had EOF fed makes feed_data
+    raise AssertionError: a fatal protocol error that closes the transport
+    and reaches the exception handler (with -O the assert is skipped, and
+    loopx then feeds exactly as feed_data does)."""
+    errors = helpers.collect_errors(loop)
+
+    async def main():
+        reader, writer, peer = await _connected_streams()
+        with peer:
+            reader.feed_eof()
+            peer.send(b"late")
+            await asyncio.sleep(0.05)
+            closing = writer.transport.is_closing()
+            writer.close()
+        return closing
+
+    closing = helpers.run(loop, main())
+    if __debug__:
+        assert closing
+        assert any(isinstance(e.get("exception"), AssertionError) for e in errors)
+
+
+def test_exported_buffer_fails_the_transport_like_extend(loop):
+    errors = helpers.collect_errors(loop)
+
+    async def main():
+        reader, writer, peer = await _connected_streams()
+        with peer:
+            peer.send(b"first")
+            await reader._wait_for_data("test")
+            view = memoryview(reader._buffer)  # now the bytearray cannot grow
+            peer.send(b"second")
+            await asyncio.sleep(0.05)
+            closing = writer.transport.is_closing()
+            view.release()
+            writer.close()
+        return closing
+
+    assert helpers.run(loop, main())
+    assert any(isinstance(e.get("exception"), BufferError) for e in errors)
+
+
+def test_subclassed_protocol_gets_data_received(loop):
+    seen = []
+
+    class Spy(asyncio.StreamReaderProtocol):
+        def data_received(self, data):
+            seen.append(data)
+            super().data_received(data)
+
+    async def main():
+        reader, writer, peer = await _connected_streams(protocol_class=Spy)
+        with peer:
+            peer.send(b"spied")
+            data = await reader.read(100)
+            writer.close()
+        return data
+
+    assert helpers.run(loop, main()) == b"spied"
+    assert b"".join(seen) == b"spied"
+
+
+def test_patched_feed_data_is_called(loop, monkeypatch):
+    seen = []
+    original = asyncio.StreamReader.feed_data
+
+    def feed_data(self, data):
+        seen.append(data)
+        original(self, data)
+
+    monkeypatch.setattr(asyncio.StreamReader, "feed_data", feed_data)
+
+    async def main():
+        reader, writer, peer = await _connected_streams()
+        with peer:
+            peer.send(b"patched")
+            data = await reader.read(100)
+            writer.close()
+        return data
+
+    assert helpers.run(loop, main()) == b"patched"
+    assert b"".join(seen) == b"patched"
+
+
+def test_reader_subclass_gets_feed_data(loop):
+    seen = []
+
+    class Reader(asyncio.StreamReader):
+        def feed_data(self, data):
+            seen.append(data)
+            super().feed_data(data)
+
+    async def main():
+        loop_ = asyncio.get_running_loop()
+        ours, peer = helpers.socketpair()
+        reader = Reader()
+        protocol = asyncio.StreamReaderProtocol(reader)
+        transport, _ = await loop_.connect_accepted_socket(lambda: protocol, ours)
+        with peer:
+            peer.send(b"sub")
+            data = await reader.read(100)
+            transport.close()
+        return data
+
+    assert helpers.run(loop, main()) == b"sub"
+    assert seen == [b"sub"]
+
+
+@helpers.only("loopx")
+def test_loopx_feeds_an_exact_stream_reader_without_python_calls(loop):
+    """The point of the fast path: no data_received/feed_data frames."""
+    import sys
+    called = []
+
+    def profiler(frame, event, arg):
+        if event == "call" and frame.f_code.co_name in ("data_received", "feed_data", "_wakeup_waiter"):
+            called.append(frame.f_code.co_name)
+
+    async def main():
+        reader, writer, peer = await _connected_streams()
+        with peer:
+            sys.setprofile(profiler)
+            try:
+                peer.send(b"fast")
+                data = await reader.read(100)
+            finally:
+                sys.setprofile(None)
+            writer.close()
+        return data
+
+    assert helpers.run(loop, main()) == b"fast"
+    assert called == []
