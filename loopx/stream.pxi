@@ -266,16 +266,21 @@ cdef class SocketTransport(_FlowControlTransport):
 
     cdef _read_bytes(self):
         cdef ssize_t n
+        if self._feeds_stream and self._big_reads:
+            try:
+                n = _recv_into_stream_reader(self._sock_fd, self._protocol)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+                return
+            if n != _NOT_DIRECT:
+                self._read_done(n)
+                return
         data = _read_to_bytes(self._sock_fd, True, _READ_SCRATCH_SIZE,
                               _INTO_AVAILABLE if self._big_reads else _INTO_SCRATCH, &n)
-        if n < 0:
-            if not _would_block(-n):
-                self._fatal_error(_os_error(-n), "Fatal read error on socket transport")
+        if not self._read_done(n):
             return
-        if n == 0:
-            self._on_eof()
-            return
-        self._big_reads = n >= _DIRECT_READ_THRESHOLD
         try:
             if self._feeds_stream:
                 _feed_stream_reader(self._protocol, data)
@@ -285,6 +290,19 @@ cdef class SocketTransport(_FlowControlTransport):
             raise
         except BaseException as exc:
             self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+
+    cdef bint _read_done(self, ssize_t n) except -1:
+        """Act on a read's outcome (n bytes, 0 at EOF, or -errno); True if
+        bytes came that still need handing to the protocol."""
+        if n < 0:
+            if not _would_block(-n):
+                self._fatal_error(_os_error(-n), "Fatal read error on socket transport")
+            return False
+        if n == 0:
+            self._on_eof()
+            return False
+        self._big_reads = n >= _DIRECT_READ_THRESHOLD
+        return True
 
     cdef _read_into_buffer(self):
         cdef Py_buffer view

@@ -18,6 +18,7 @@
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.string cimport memcpy
+from cpython.exc cimport PyErr_Clear
 
 cdef object _SRP = asyncio.StreamReaderProtocol
 cdef object _SR = asyncio.StreamReader
@@ -50,30 +51,84 @@ cdef inline bint _feeds_stream_reader(protocol):
             and _SR._wakeup_waiter is _SR_WAKEUP_WAITER)
 
 
-cdef _feed_stream_reader(protocol, bytes data):
-    """protocol.data_received(data) for an exact StreamReaderProtocol."""
+cdef object _plain_reader(protocol):
+    """The protocol's reader if feeding it from C is exactly what feed_data
+    would do (an exact StreamReader, no EOF yet, a bytearray buffer), else
+    None (no reader, or one that needs its own methods)."""
     wr = protocol._stream_reader_wr
     if wr is None:
-        return
+        return None
     reader = wr()
+    if reader is None or type(reader) is not _SR or reader._eof:
+        return None
+    if type(reader._buffer) is not bytearray:
+        return None
+    return reader
+
+
+cdef _feed_stream_reader(protocol, bytes data):
+    """protocol.data_received(data) for an exact StreamReaderProtocol."""
+    reader = _plain_reader(protocol)
     if reader is None:
-        return  # the reader is gone: data_received drops the data too
-    buf = reader._buffer
-    if type(reader) is not _SR or reader._eof or type(buf) is not bytearray:
-        reader.feed_data(data)  # also raises feed_data's own errors
+        # No reader (data_received drops the data then), or one that must
+        # be fed through its methods (which also raise their own errors).
+        protocol.data_received(data)
         return
+    buf = reader._buffer
     # bytearray.extend(bytes): the same growth, the same BufferError if the
     # buffer is exported.
     cdef Py_ssize_t old = PyByteArray_GET_SIZE(buf), n = PyBytes_GET_SIZE(data)
     PyByteArray_Resize(buf, old + n)
     memcpy(PyByteArray_AS_STRING(buf) + old, PyBytes_AS_STRING(data), <size_t>n)
+    _stream_reader_fed(reader, old + n)
+
+
+cdef extern from "Python.h":
+    # Declared without `except`: a failure here means "take the other path".
+    int _lx_bytearray_resize "PyByteArray_Resize"(object, Py_ssize_t)
+
+# _recv_into_stream_reader's "not done here, read into bytes instead".
+cdef enum:
+    _NOT_DIRECT = -(1 << 30)
+
+
+cdef ssize_t _recv_into_stream_reader(int fd, protocol) except? -2:
+    """For large reads: recv straight into the tail of the reader's buffer,
+    saving feed_data's copy and a bytes object of up to _READ_ALLOC_MAX.
+    Returns the bytes received (> 0), 0 at EOF, -errno, or _NOT_DIRECT when
+    this reader or this moment needs the ordinary path."""
+    cdef int avail = 0
+    cdef Py_ssize_t old
+    cdef ssize_t n
+    reader = _plain_reader(protocol)
+    if reader is None:
+        return _NOT_DIRECT
+    if ioctl(fd, FIONREAD, &avail) != 0 or avail <= 0:
+        return _NOT_DIRECT  # let the ordinary read tell EOF and errors apart
+    buf = reader._buffer
+    old = PyByteArray_GET_SIZE(buf)
+    if _lx_bytearray_resize(buf, old + min(<Py_ssize_t>avail, <Py_ssize_t>_READ_ALLOC_MAX)) < 0:
+        PyErr_Clear()  # exported: the ordinary path raises extend()'s BufferError
+        return _NOT_DIRECT
+    n = _lx_recv(fd, PyByteArray_AS_STRING(buf) + old,
+                 <size_t>min(<Py_ssize_t>avail, <Py_ssize_t>_READ_ALLOC_MAX), 0)
+    # Shrinking a bytearray cannot fail.
+    _lx_bytearray_resize(buf, old + (n if n > 0 else 0))
+    if n <= 0:
+        return 0 if n == 0 else -errno
+    _stream_reader_fed(reader, old + n)
+    return n
+
+
+cdef _stream_reader_fed(reader, Py_ssize_t size):
+    """The rest of feed_data once the buffer has grown to `size` bytes."""
     waiter = reader._waiter
     if waiter is not None:
         reader._waiter = None
         if not waiter.cancelled():
             waiter.set_result(None)
     transport = reader._transport
-    if transport is not None and not reader._paused and old + n > 2 * reader._limit:
+    if transport is not None and not reader._paused and size > 2 * reader._limit:
         try:
             transport.pause_reading()
         except NotImplementedError:

@@ -39,24 +39,32 @@ def test_stream_reads_every_byte_in_order(loop):
     assert helpers.run(loop, main()) == payload
 
 
-def test_reading_pauses_past_twice_the_limit_and_resumes(loop):
-    limit = 1024
+# Small reads are copied into the reader's buffer; from 32 KiB on, loopx
+# receives straight into it: both sizes for each behaviour.
+SIZES = pytest.mark.parametrize("size", [1024, 128 * 1024], ids=["small", "large"])
+
+
+@SIZES
+def test_reading_pauses_past_twice_the_limit_and_resumes(loop, size):
+    limit = size
 
     async def main():
         reader, writer, peer = await _connected_streams(limit=limit)
         with peer:
-            peer.send(b"x" * (4 * limit))
+            sender = asyncio.ensure_future(
+                asyncio.get_running_loop().sock_sendall(peer, b"x" * (4 * limit)))
             while len(reader._buffer) <= 2 * limit:
                 await asyncio.sleep(0.01)
             paused = not writer.transport.is_reading()
-            data = await reader.read(10 * limit)
+            data = await reader.readexactly(4 * limit)
+            await sender
             resumed = writer.transport.is_reading()
             writer.close()
         return paused, len(data), resumed
 
     paused, n, resumed = helpers.run(loop, main())
     assert paused and resumed
-    assert n > 2 * 1024
+    assert n == 4 * limit
 
 
 def test_cancelled_read_is_not_woken_and_data_stays(loop):
@@ -116,16 +124,18 @@ def test_data_after_feed_eof_fails_the_transport_like_feed_data(loop):
         assert any(isinstance(e.get("exception"), AssertionError) for e in errors)
 
 
-def test_exported_buffer_fails_the_transport_like_extend(loop):
+@SIZES
+def test_exported_buffer_fails_the_transport_like_extend(loop, size):
     errors = helpers.collect_errors(loop)
 
     async def main():
-        reader, writer, peer = await _connected_streams()
+        reader, writer, peer = await _connected_streams(limit=4 * size)
         with peer:
-            peer.send(b"first")
-            await reader._wait_for_data("test")
+            await asyncio.get_running_loop().sock_sendall(peer, b"1" * size)
+            while len(reader._buffer) < size:
+                await reader._wait_for_data("test")
             view = memoryview(reader._buffer)  # now the bytearray cannot grow
-            peer.send(b"second")
+            peer.send(b"2" * size)
             await asyncio.sleep(0.05)
             closing = writer.transport.is_closing()
             view.release()
