@@ -34,7 +34,7 @@ import sys
 import time
 import weakref
 
-from asyncio import exceptions
+from asyncio import base_futures, exceptions
 from asyncio.log import logger
 
 
@@ -82,6 +82,7 @@ cdef extern from "iocp.h" nogil:
     DWORD ERROR_INVALID_PARAMETER
     DWORD WSAECONNRESET
     DWORD WSAEINVAL
+    DWORD WSAEMSGSIZE
 
     int LX_IOCP_MAX_BATCH
 
@@ -256,11 +257,15 @@ class _OpFuture(asyncio.Future):
         self._ov = op
 
     def _repr_info(self):
-        info = super()._repr_info()
+        # The C Future has no _repr_info method to extend; this is what it uses.
+        info = base_futures._future_repr_info(self)
         if self._ov is not None:
             state = "pending" if self._ov.pending else "completed"
             info.insert(1, f"overlapped=<{state}, {self._ov.address:#x}>")
         return info
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {' '.join(self._repr_info())}>"
 
     def _cancel_overlapped(self):
         op, self._ov = self._ov, None
@@ -333,7 +338,12 @@ cdef class _Op:
         return 0
 
     cdef int _view(self, object data, int flags) except -1:
-        PyObject_GetBuffer(data, &self.view, flags)
+        try:
+            PyObject_GetBuffer(data, &self.view, flags)
+        except BufferError:
+            # What socket.recv_into (and _overlapped) say for read-only data.
+            raise TypeError(f"a read-write bytes-like object is required, "
+                            f"not '{type(data).__name__}'") from None
         self.has_view = True
         return 0
 
@@ -368,8 +378,10 @@ cdef class _Op:
         cdef Action act = self.action
         cdef SOCKET s
         reading = act in (ACT_BYTES, ACT_INTO, ACT_FROM, ACT_FROM_INTO)
-        if err == ERROR_MORE_DATA and act in (ACT_BYTES, ACT_INTO) and not isinstance(self.obj, socket.socket):
-            err = 0  # a message-mode pipe: the first part is the result
+        if reading and (err == ERROR_MORE_DATA or err == WSAEMSGSIZE):
+            # A datagram or pipe message longer than the buffer: its first
+            # part is the result, as with _overlapped and with recv() on Unix.
+            err = 0
         if err == ERROR_BROKEN_PIPE and reading:
             err = 0  # the writer went away: end of file
             n = 0
@@ -468,6 +480,11 @@ cdef class Proactor:
 
     def set_loop(self, loop):
         self._loop = loop
+
+    @property
+    def in_flight(self):
+        """How many operations the kernel holds (submitted, not yet back)."""
+        return len(self._inflight)
 
     # ---- waiting --------------------------------------------------------
 

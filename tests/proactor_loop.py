@@ -18,7 +18,8 @@ from loopx._proactor import Proactor
 
 class _WinsockShutdown(socket.socket):
     """A socket whose shutdown() behaves as Winsock's on a connection the
-    peer has already closed: it succeeds, where Linux raises ENOTCONN.  The
+    peer has already closed, or on an unconnected UDP socket: it succeeds,
+    where Linux raises ENOTCONN.  The
     proactor transports shut down every socket they close and do not expect
     that error; this is the socket layer, not the IOCP core, so it is
     adapted here rather than emulated in tests/iocp_emu."""
@@ -49,6 +50,9 @@ class ProactorLoop(proactor_events.BaseProactorEventLoop):
 
     def _make_ssl_transport(self, rawsock, *args, **kwargs):
         return super()._make_ssl_transport(_winsock(rawsock), *args, **kwargs)
+
+    def _make_datagram_transport(self, sock, *args, **kwargs):
+        return super()._make_datagram_transport(_winsock(sock), *args, **kwargs)
 
     # windows_events.ProactorEventLoop.run_forever as of 3.11 (3.12+ split it
     # into _run_forever_setup/_cleanup; this shape works on all of them).

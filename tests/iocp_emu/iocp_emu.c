@@ -311,6 +311,16 @@ static int attempt(emu_op *e)
     switch (op->kind) {
     case LX_IOCP_RECV:
     case LX_IOCP_READ:
+        if (op->kind == LX_IOCP_READ && (fcntl(fd, F_GETFL) & O_ACCMODE) == O_WRONLY) {
+            /* A read on a pipe's write end: it ends when the reader goes
+             * away, as on the write side of a Windows pipe (asyncio's write
+             * pipe transport keeps one pending to learn just that). */
+            struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+            if (poll(&pfd, 1, 0) <= 0 || !(pfd.revents & (POLLERR | POLLHUP)))
+                return 0;
+            complete(e, ERROR_BROKEN_PIPE, 0);
+            return 1;
+        }
         if (e->len == 0) {
             /* A zero-byte read completes when data (or EOF) is there. */
             if (!readable_now(fd))

@@ -374,7 +374,11 @@ static void test_pipes(void)
     /* And a write with no reader. */
     CHECK(pipe2(p, O_CLOEXEC) == 0);
     CHECK(lx_iocp_associate(port, (HANDLE)(intptr_t)p[1]) == 0);
+    /* A read on the write end ends when the reader goes away. */
+    CHECK(lx_iocp_read(&rd, (HANDLE)(intptr_t)p[1], buf, sizeof buf) == 0);
+    CHECK(wait_one(port, 30) == NULL);
     close(p[0]);
+    CHECK(wait_one(port, 2000) == &rd && rd.error == ERROR_BROKEN_PIPE);
     CHECK(lx_iocp_write(&wr, (HANDLE)(intptr_t)p[1], "x", 1) == 0);
     CHECK(wait_one(port, 2000) == &wr && wr.error == ERROR_BROKEN_PIPE);
     close(p[1]);
