@@ -12,8 +12,11 @@
 # instrumented with ASan and UBSan (scripts/test_sanitizers.sh); and, to cover
 # the other platforms' code as far as this machine can, the test suite again
 # with the kqueue poller over the kqueue emulation in tests/kqueue_emu
-# (scripts/test_kqueue_emu.sh), and the Windows IOCP core's C tests under
-# Wine (scripts/test_iocp_wine.sh, which installs mingw-w64 and Wine if
+# (scripts/test_kqueue_emu.sh); the Windows proactor (loopx/_proactor.pyx)
+# and asyncio's proactor loop over it, built over the IOCP emulation in
+# tests/iocp_emu, with tests/test_proactor.py and CPython's socket/stream
+# modules (scripts/test_proactor_emu.sh); and the Windows IOCP core's C tests
+# under Wine (scripts/test_iocp_wine.sh, which installs mingw-w64 and Wine if
 # missing; LOOPX_SKIP_WINE=1 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +53,8 @@ if [ "$(uname -s)" = Linux ]; then
     bash scripts/test_sanitizers.sh "$venv/bin/python" -q "$@" || status=1
     echo "=== loopx tests with the kqueue poller over tests/kqueue_emu ($venv)"
     bash scripts/test_kqueue_emu.sh "$venv/bin/python" "$@" || status=1
+    echo "=== loopx's Windows proactor over tests/iocp_emu ($venv)"
+    bash scripts/test_proactor_emu.sh "$venv/bin/python" "$@" || status=1
     if [ "${LOOPX_SKIP_WINE:-0}" = 1 ]; then
         echo "=== IOCP core under Wine: skipped (LOOPX_SKIP_WINE=1)"
     else

@@ -431,16 +431,24 @@ def test_signal_wakes_the_loop_through_the_self_pipe(loop):
     self-pipe socket, whose pending recv completes and ends select()."""
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signals need the main thread")
-    got = []
-    old = signal.signal(signal.SIGUSR1, lambda *a: got.append(time.monotonic()))
+    woke = loop.create_future()
+
+    def handler(signum, frame):
+        # Python runs this once select() has returned: the wakeup fd's byte
+        # completed the self-pipe read.
+        if not woke.done():
+            woke.set_result(time.monotonic())
+
+    old = signal.signal(signal.SIGUSR1, handler)
     try:
         async def main():
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # blocked in select() from here on
             threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGUSR1)).start()
             start = time.monotonic()
-            while not got and time.monotonic() - start < helpers.PROMPT:
-                await asyncio.sleep(10)  # only the signal can end this early
-            assert got
+            guard = loop.call_later(60, lambda: None)
+            await asyncio.wait_for(woke, 2 * helpers.PROMPT)
+            assert woke.result() - start < helpers.PROMPT
+            guard.cancel()
 
         run(loop, main())
     finally:
