@@ -172,8 +172,4 @@ EXCLUDED += PROACTOR_EXCLUDED
 
 KNOWN_FAILURES = [
     # Real loopx bugs found by this suite go here until fixed (none open).
-    E("test_events.TestServer.test_get_loop",
-      "proactor over the emulation, order-dependent: run alone in its worker,"
-      " create_server's gather gets a future of another loop; it passes in "
-      "the full module run and standalone; not investigated yet", P),
 ]
