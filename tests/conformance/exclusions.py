@@ -16,7 +16,8 @@ KNOWN_FAILURES: real loopx bugs or gaps not fixed yet.  They run (unless
 
 Everything else that fails is a bug and fails the conformance run.
 
-Entries apply to ``--loop loopx`` only unless ``loops`` says otherwise, and to
+Entries apply to ``--loop loopx`` only unless ``loops`` says otherwise (on
+Windows, entries for ``proactor`` apply to ``loopx`` as well), and to
 every Python version unless ``py`` narrows it (``py=(3, 12)``: 3.12 and later;
 ``py=((3, 11), (3, 12))``: 3.11 only, upper bound exclusive).  A pattern that
 matches no test of the running version is fine.
@@ -34,7 +35,10 @@ class Entry(NamedTuple):
     run: bool = True
 
     def applies(self, test_id, loop, version=None):
-        if loop not in self.loops:
+        # On Windows loopx's loop *is* asyncio's proactor loop (over loopx's
+        # proactor), so what the proactor loop lacks applies to it too.
+        proactor_too = loop == "loopx" and sys.platform == "win32" and "proactor" in self.loops
+        if loop not in self.loops and not proactor_too:
             return False
         version = tuple(version or sys.version_info[:2])
         if self.py is not None:

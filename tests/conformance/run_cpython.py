@@ -974,7 +974,10 @@ def _run_worker(cmd, env, cwd, stderr_path, events_path, timeout):
                 last_size, last_change = size, now
             elif now - last_change > grace:
                 try:
-                    os.killpg(proc.pid, signal.SIGKILL)
+                    if hasattr(os, "killpg"):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    else:  # Windows: no process groups from start_new_session
+                        proc.kill()
                 except ProcessLookupError:
                     pass
                 return proc.wait(), True
