@@ -64,7 +64,8 @@ if sys.platform == "win32":
             "loopx._proactor",
             ["loopx/_proactor.pyx", "csrc/iocp.c"],
             include_dirs=["csrc"],
-            libraries=["ws2_32", "mswsock"],
+            # ntdll: RtlNtStatusToDosError (csrc/iocp.c's error mapping).
+            libraries=["ws2_32", "mswsock", "ntdll"],
             extra_compile_args=extra_compile_args,
         )
     )

@@ -80,6 +80,7 @@ cdef extern from "iocp.h" nogil:
     DWORD ERROR_NETNAME_DELETED
     DWORD ERROR_PORT_UNREACHABLE
     DWORD ERROR_INVALID_PARAMETER
+    DWORD ERROR_INVALID_HANDLE
     DWORD WSAECONNRESET
     DWORD WSAEINVAL
     DWORD WSAEMSGSIZE
@@ -578,7 +579,12 @@ cdef class Proactor:
         cdef DWORD err
         if obj in self._registered:
             return 0
-        err = lx_iocp_associate(self.port, <HANDLE><intptr_t>obj.fileno())
+        h = obj.fileno()
+        if h == -1:
+            # Closed.  (-1 is also INVALID_HANDLE_VALUE, which
+            # CreateIoCompletionPort would take for "make a new port".)
+            raise _error(ERROR_INVALID_HANDLE)
+        err = lx_iocp_associate(self.port, <HANDLE><intptr_t>h)
         if err:
             raise _error(err)
         self._registered.add(obj)

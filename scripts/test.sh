@@ -40,21 +40,23 @@ for py in $pythons; do
     ver=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
     venv=".venv/py$ver"
     echo "=== loopx tests on $("$py" -c 'import sys; print(sys.version.split()[0])') ($venv)"
-    [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+    vpy="$venv/bin/python"
+    [ -x "$venv/Scripts/python.exe" ] && vpy="$venv/Scripts/python.exe"  # Windows (Git Bash)
+    [ -x "$vpy" ] || { "$py" -m venv "$venv"; [ -x "$vpy" ] || vpy="$venv/Scripts/python.exe"; }
+    "$vpy" -m pip install -q --disable-pip-version-check \
         "Cython>=3.0.10" "setuptools>=77" wheel \
         "pytest>=8" pytest-timeout hypothesis trustme
-    "$venv/bin/python" setup.py -q build_ext --inplace
-    "$venv/bin/python" -m pytest "$@" || status=1
+    "$vpy" setup.py -q build_ext --inplace
+    "$vpy" -m pytest "$@" || status=1
 done
 
 if [ "$(uname -s)" = Linux ]; then
     echo "=== loopx unit tests under ASan and UBSan ($venv)"
-    bash scripts/test_sanitizers.sh "$venv/bin/python" -q "$@" || status=1
+    bash scripts/test_sanitizers.sh "$vpy" -q "$@" || status=1
     echo "=== loopx tests with the kqueue poller over tests/kqueue_emu ($venv)"
-    bash scripts/test_kqueue_emu.sh "$venv/bin/python" "$@" || status=1
+    bash scripts/test_kqueue_emu.sh "$vpy" "$@" || status=1
     echo "=== loopx's Windows proactor over tests/iocp_emu ($venv)"
-    bash scripts/test_proactor_emu.sh "$venv/bin/python" "$@" || status=1
+    bash scripts/test_proactor_emu.sh "$vpy" "$@" || status=1
     if [ "${LOOPX_SKIP_WINE:-0}" = 1 ]; then
         echo "=== IOCP core under Wine: skipped (LOOPX_SKIP_WINE=1)"
     else
