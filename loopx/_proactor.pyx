@@ -537,7 +537,7 @@ cdef class Proactor:
             else:
                 try:
                     value = op.result()
-                except OSError as exc:
+                except Exception as exc:  # OSError, or MemoryError, ...
                     fut.set_exception(exc)
                 else:
                     fut.set_result(value)

@@ -656,3 +656,26 @@ def test_repr_and_future_repr(loop):
         s.close()
 
     run(loop, main())
+
+
+def test_close_gives_up_after_close_timeout(caplog):
+    """Ops the kernel does not return within close_timeout are logged and
+    leaked (never freed: the kernel may still write to them); close() does
+    not hang.  close_timeout 0 makes a pending recv such an op."""
+    lp = asyncio.SelectorEventLoop()  # only for the futures
+    proactor = Proactor()
+    proactor.set_loop(lp)
+    c, s = tcp_pair()
+    try:
+        fut = proactor.recv(s, 10)
+        proactor.close_timeout = 0.0
+        with caplog.at_level("ERROR", logger="asyncio"):
+            proactor.close()
+        assert "still not returned by the kernel" in caplog.text
+        assert proactor.in_flight == 0 and fut.cancelled()
+        assert "closed" in repr(proactor)
+        proactor.close()  # again: nothing to do
+    finally:
+        c.close()
+        s.close()
+        lp.close()
