@@ -12,9 +12,7 @@ Every test checks at teardown that the loop closed with no operation left in
 the kernel and (on Linux) that no file descriptor leaked.
 """
 import asyncio
-import errno
 import gc
-import hashlib
 import os
 import signal
 import socket
@@ -76,16 +74,6 @@ def run(loop, coro, timeout=helpers.SAFETY):
     return loop.run_until_complete(asyncio.wait_for(coro, timeout))
 
 
-def payload(n, seed=0):
-    """n bytes that differ at every offset, so a lost or doubled chunk shows."""
-    block = hashlib.sha256(str(seed).encode()).digest() * 2048  # 64 KiB
-    reps = n // len(block) + 1
-    data = bytearray(block * reps)[:n]
-    for i in range(0, n, 4093):
-        data[i] = (i // 4093) & 0xff
-    return bytes(data)
-
-
 def ops(loop):
     """Operations in flight besides the loop's own self-pipe read (which
     starts in the loop's first iteration, before or after a test's first
@@ -95,10 +83,13 @@ def ops(loop):
 
 
 def tcp_pair():
-    lsock = socket.create_server(("127.0.0.1", 0))
-    c = socket.create_connection(lsock.getsockname())
-    s, _ = lsock.accept()
-    lsock.close()
+    """A connected non-blocking (client, server) pair made without any loop
+    (helpers.tcp_pair uses the loop's own sock_* methods; some tests here
+    must not, or have no loop running)."""
+    with helpers.tcp_listener() as listener:
+        listener.setblocking(True)
+        c = socket.create_connection(listener.getsockname())
+        s, _ = listener.accept()
     c.setblocking(False)
     s.setblocking(False)
     return c, s
@@ -142,7 +133,7 @@ def test_tcp_echo_many_sizes(loop):
         server = await loop.create_server(Echo, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         for i, size in enumerate(SIZES):
-            data = payload(size, i)
+            data = helpers.pattern_bytes(size, i)
             tr, proto = await loop.create_connection(lambda: Collect(loop), "127.0.0.1", port)
             # Several writes, so the transport queues while a send is in flight.
             for off in range(0, size, 1 << 20):
@@ -169,7 +160,7 @@ def test_streams(loop):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         for i in range(50):
             writer.write(b"client %d line %d\n" % (n, i))
-        big = payload(2 << 20, n).replace(b"\n", b"x") + b"\n"
+        big = helpers.pattern_bytes(2 << 20, n).replace(b"\n", b"x") + b"\n"
         writer.write(big)
         await writer.drain()
         for i in range(50):
@@ -204,7 +195,7 @@ def test_sock_methods(loop):
         assert addr == csock.getsockname()
         assert ssock.getsockname() == lsock.getsockname()
         assert ssock.gettimeout() == 0.0
-        data = payload(5 << 20, 3)
+        data = helpers.pattern_bytes(5 << 20, 3)
         sender = loop.create_task(loop.sock_sendall(csock, data))
         got = bytearray()
         buf = bytearray(100000)
@@ -229,7 +220,7 @@ def test_sock_methods(loop):
 
 def test_sendfile_falls_back(loop, tmp_path):
     path = tmp_path / "data.bin"
-    data = payload(3 << 20, 9)
+    data = helpers.pattern_bytes(3 << 20, 9)
     path.write_bytes(data)
 
     async def main():
@@ -318,7 +309,7 @@ def test_udp_endpoints(loop):
         for i in range(20):
             data, addr = await a.queue.get()
             assert data == b"ping %d" % i and addr == b_addr
-        big = payload(60000, 1)
+        big = helpers.pattern_bytes(60000, 1)
         a_tr.sendto(big, b_addr)
         assert await b.queue.get() == (big, a_addr)
         a_tr.close()
@@ -378,7 +369,7 @@ def test_read_and_write_pipes(loop):
 
     async def main():
         r1, w1 = os.pipe()
-        data = payload(3 << 20, 5)
+        data = helpers.pattern_bytes(3 << 20, 5)
         rtr, rp = await loop.connect_read_pipe(Reader, os.fdopen(r1, "rb", 0))
         wtr, wp = await loop.connect_write_pipe(asyncio.BaseProtocol, os.fdopen(w1, "wb", 0))
         wtr.write(data[:1000])
