@@ -308,7 +308,6 @@ cdef class _Op:
     cdef Py_buffer view         # a caller's buffer (send, recv_into, ...)
     cdef bint has_view
     cdef char *buf              # our buffer (recv, recvfrom)
-    cdef Py_ssize_t limit       # recvfrom_into: at most this many bytes
     cdef Action action
     cdef bint in_flight
     cdef bint timed_out
@@ -377,7 +376,6 @@ cdef class _Op:
         cdef DWORD err = self.op.error
         cdef DWORD n = self.op.bytes
         cdef Action act = self.action
-        cdef SOCKET s
         reading = act in (ACT_BYTES, ACT_INTO, ACT_FROM, ACT_FROM_INTO)
         if reading and (err == ERROR_MORE_DATA or err == WSAEMSGSIZE):
             # A datagram or pipe message longer than the buffer: its first
