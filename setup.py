@@ -32,8 +32,8 @@ elif poller == "kqueue":
         include_dirs.append("tests/kqueue_emu/include")
         extra_sources.append("tests/kqueue_emu/kqueue_emu.c")
 else:
-    # Windows (IOCP) is tracked in its own issue; until it lands the package
-    # still installs and loopx/__init__ explains what is missing.
+    # Windows: no poller.  The loop there is asyncio's proactor loop over
+    # loopx._proactor (below), which has no _loop extension.
     poller_macros = []
 
 debug = os.environ.get("LOOPX_DEBUG_BUILD") == "1"
@@ -49,6 +49,33 @@ if poller_macros:
             ["loopx/_loop.pyx"] + extra_sources,
             include_dirs=include_dirs,
             define_macros=poller_macros,
+            extra_compile_args=extra_compile_args,
+        )
+    )
+
+# loopx._proactor: the IOCP proactor (loopx/_proactor.pyx over csrc/iocp.c).
+# On Windows it is the loop's core.  LOOPX_PROACTOR_EMU=1 on Linux also
+# builds it over the IOCP emulation in tests/iocp_emu, so that
+# tests/test_proactor.py can run it here (scripts/test_proactor_emu.sh); that
+# build is for tests only, never for a real install.
+if sys.platform == "win32":
+    extensions.append(
+        Extension(
+            "loopx._proactor",
+            ["loopx/_proactor.pyx", "csrc/iocp.c"],
+            include_dirs=["csrc"],
+            # ntdll: RtlNtStatusToDosError (csrc/iocp.c's error mapping).
+            libraries=["ws2_32", "mswsock", "ntdll"],
+            extra_compile_args=extra_compile_args,
+        )
+    )
+elif os.environ.get("LOOPX_PROACTOR_EMU") == "1" and sys.platform.startswith("linux"):
+    extensions.append(
+        Extension(
+            "loopx._proactor",
+            ["loopx/_proactor.pyx", "tests/iocp_emu/iocp_emu.c"],
+            # The shims first: csrc/iocp.h includes <winsock2.h> and <windows.h>.
+            include_dirs=["tests/iocp_emu/include", "csrc"],
             extra_compile_args=extra_compile_args,
         )
     )
@@ -71,8 +98,8 @@ if extensions:
     )
 
 class BinaryDistribution(Distribution):
-    """A platform wheel even where no poller (so no extension) is built yet:
-    wheel tags must say which Python and OS a wheel is for."""
+    """Always a platform wheel: wheel tags must say which Python and OS a
+    wheel is for."""
 
     def has_ext_modules(self):
         return True

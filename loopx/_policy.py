@@ -10,69 +10,62 @@ import asyncio
 import sys
 import warnings
 
-try:
+if sys.platform == "win32":
+    # asyncio's proactor loop over loopx's IOCP proactor (loopx/_windows.py).
+    from ._windows import Loop, _BasePolicy
+else:
     from ._loop import Loop as _NativeLoop
-except ImportError as exc:  # pragma: no cover - depends on the platform
-    if sys.platform != "win32":
-        raise
-    raise ImportError(
-        f"loopx has no event loop for {sys.platform!r} yet: the IOCP poller "
-        "core is written (csrc/iocp.c) but the loop over it is not built"
-    ) from exc
 
+    _Base = asyncio.base_events.BaseEventLoop
+    _Unix = asyncio.unix_events._UnixSelectorEventLoop
 
-_Base = asyncio.base_events.BaseEventLoop
-_Unix = asyncio.unix_events._UnixSelectorEventLoop
+    class Loop(_NativeLoop, asyncio.AbstractEventLoop):
+        """The loopx event loop.
 
+        The native base class implements the loop, its handles, the poller and
+        the transports; ``AbstractEventLoop`` is a base so that libraries checking
+        ``isinstance(loop, AbstractEventLoop)`` accept it.
 
-class Loop(_NativeLoop, asyncio.AbstractEventLoop):
-    """The loopx event loop.
+        Setting up connections and servers (resolving, happy eyeballs, socket
+        options, the Server object, start_tls, sendfile's fallback) is cold code
+        whose arguments and details change with every Python version.  We run the
+        running interpreter's own asyncio implementation of it, unchanged, over
+        loopx's native transports: that way every version's exact semantics come
+        for free, and only the per-byte work is ours.  It needs from us the
+        private hooks the standard loops give it (_make_socket_transport,
+        _make_ssl_transport, _start_serving, _stop_serving, _sendfile_native,
+        _sendfile_fallback, sock_connect, ...), all native.
+        """
 
-    The native base class implements the loop, its handles, the poller and
-    the transports; ``AbstractEventLoop`` is a base so that libraries checking
-    ``isinstance(loop, AbstractEventLoop)`` accept it.
+        create_connection = _Base.create_connection
+        _connect_sock = _Base._connect_sock
+        _create_connection_transport = _Base._create_connection_transport
+        _ensure_resolved = _Base._ensure_resolved
+        create_server = _Base.create_server
+        _create_server_getaddrinfo = _Base._create_server_getaddrinfo
+        connect_accepted_socket = _Base.connect_accepted_socket
+        start_tls = _Base.start_tls
+        sendfile = _Base.sendfile
+        create_unix_connection = _Unix.create_unix_connection
+        subprocess_exec = _Base.subprocess_exec
+        subprocess_shell = _Base.subprocess_shell
+        _log_subprocess = _Base._log_subprocess
+        create_unix_server = _Unix.create_unix_server
+        create_datagram_endpoint = _Base.create_datagram_endpoint
+        connect_read_pipe = _Base.connect_read_pipe
+        connect_write_pipe = _Base.connect_write_pipe
 
-    Setting up connections and servers (resolving, happy eyeballs, socket
-    options, the Server object, start_tls, sendfile's fallback) is cold code
-    whose arguments and details change with every Python version.  We run the
-    running interpreter's own asyncio implementation of it, unchanged, over
-    loopx's native transports: that way every version's exact semantics come
-    for free, and only the per-byte work is ours.  It needs from us the
-    private hooks the standard loops give it (_make_socket_transport,
-    _make_ssl_transport, _start_serving, _stop_serving, _sendfile_native,
-    _sendfile_fallback, sock_connect, ...), all native.
-    """
-
-    create_connection = _Base.create_connection
-    _connect_sock = _Base._connect_sock
-    _create_connection_transport = _Base._create_connection_transport
-    _ensure_resolved = _Base._ensure_resolved
-    create_server = _Base.create_server
-    _create_server_getaddrinfo = _Base._create_server_getaddrinfo
-    connect_accepted_socket = _Base.connect_accepted_socket
-    start_tls = _Base.start_tls
-    sendfile = _Base.sendfile
-    create_unix_connection = _Unix.create_unix_connection
-    subprocess_exec = _Base.subprocess_exec
-    subprocess_shell = _Base.subprocess_shell
-    _log_subprocess = _Base._log_subprocess
-    create_unix_server = _Unix.create_unix_server
-    create_datagram_endpoint = _Base.create_datagram_endpoint
-    connect_read_pipe = _Base.connect_read_pipe
-    connect_write_pipe = _Base.connect_write_pipe
+    # The standard Unix policy, so that everything a policy offers on this Python
+    # (get_child_watcher on 3.11-3.13, ...) behaves as asyncio's; 3.14 renamed the
+    # classes with a leading underscore while deprecating the policy system.
+    _BasePolicy = (getattr(asyncio.unix_events, "_UnixDefaultEventLoopPolicy", None)
+                   or getattr(asyncio.events, "_BaseDefaultEventLoopPolicy", None)
+                   or asyncio.events.BaseDefaultEventLoopPolicy)
 
 
 def new_event_loop():
     """Return a new loopx event loop."""
     return Loop()
-
-
-# The standard Unix policy, so that everything a policy offers on this Python
-# (get_child_watcher on 3.11-3.13, ...) behaves as asyncio's; 3.14 renamed the
-# classes with a leading underscore while deprecating the policy system.
-_BasePolicy = (getattr(asyncio.unix_events, "_UnixDefaultEventLoopPolicy", None)
-               or getattr(asyncio.events, "_BaseDefaultEventLoopPolicy", None)
-               or asyncio.events.BaseDefaultEventLoopPolicy)
 
 
 class EventLoopPolicy(_BasePolicy):

@@ -13,5 +13,5 @@ esac
 work=$(mktemp -d "${TMPDIR:-/tmp}/loopx-$2.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 tar --exclude=./.venv --exclude=./build --exclude='*.so' --exclude=./.git \
-    --exclude='./loopx/_loop.c' -cf - . | tar -xf - -C "$work"
+    --exclude='./loopx/_loop.c' --exclude='./loopx/_proactor.c' -cf - . | tar -xf - -C "$work"
 cd "$work"

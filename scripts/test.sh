@@ -12,8 +12,11 @@
 # instrumented with ASan and UBSan (scripts/test_sanitizers.sh); and, to cover
 # the other platforms' code as far as this machine can, the test suite again
 # with the kqueue poller over the kqueue emulation in tests/kqueue_emu
-# (scripts/test_kqueue_emu.sh), and the Windows IOCP core's C tests under
-# Wine (scripts/test_iocp_wine.sh, which installs mingw-w64 and Wine if
+# (scripts/test_kqueue_emu.sh); the Windows proactor (loopx/_proactor.pyx)
+# and asyncio's proactor loop over it, built over the IOCP emulation in
+# tests/iocp_emu, with tests/test_proactor.py and CPython's socket/stream
+# modules (scripts/test_proactor_emu.sh); and the Windows IOCP core's C tests
+# under Wine (scripts/test_iocp_wine.sh, which installs mingw-w64 and Wine if
 # missing; LOOPX_SKIP_WINE=1 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,19 +40,23 @@ for py in $pythons; do
     ver=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
     venv=".venv/py$ver"
     echo "=== loopx tests on $("$py" -c 'import sys; print(sys.version.split()[0])') ($venv)"
-    [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+    vpy="$venv/bin/python"
+    [ -x "$venv/Scripts/python.exe" ] && vpy="$venv/Scripts/python.exe"  # Windows (Git Bash)
+    [ -x "$vpy" ] || { "$py" -m venv "$venv"; [ -x "$vpy" ] || vpy="$venv/Scripts/python.exe"; }
+    "$vpy" -m pip install -q --disable-pip-version-check \
         "Cython>=3.0.10" "setuptools>=77" wheel \
         "pytest>=8" pytest-timeout hypothesis trustme
-    "$venv/bin/python" setup.py -q build_ext --inplace
-    "$venv/bin/python" -m pytest "$@" || status=1
+    "$vpy" setup.py -q build_ext --inplace
+    "$vpy" -m pytest "$@" || status=1
 done
 
 if [ "$(uname -s)" = Linux ]; then
     echo "=== loopx unit tests under ASan and UBSan ($venv)"
-    bash scripts/test_sanitizers.sh "$venv/bin/python" -q "$@" || status=1
+    bash scripts/test_sanitizers.sh "$vpy" -q "$@" || status=1
     echo "=== loopx tests with the kqueue poller over tests/kqueue_emu ($venv)"
-    bash scripts/test_kqueue_emu.sh "$venv/bin/python" "$@" || status=1
+    bash scripts/test_kqueue_emu.sh "$vpy" "$@" || status=1
+    echo "=== loopx's Windows proactor over tests/iocp_emu ($venv)"
+    bash scripts/test_proactor_emu.sh "$vpy" "$@" || status=1
     if [ "${LOOPX_SKIP_WINE:-0}" = 1 ]; then
         echo "=== IOCP core under Wine: skipped (LOOPX_SKIP_WINE=1)"
     else

@@ -40,6 +40,23 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY312 = sys.version_info >= (3, 12)
 PY314 = sys.version_info >= (3, 14)
 
+# On Windows both loops under test are proactor loops: asyncio's
+# ProactorEventLoop, and loopx.Loop, the same class over loopx's IOCP
+# proactor.  What asyncio's Windows loop does not have (add_reader, signal
+# handlers, AF_UNIX, fd-based pipes) is skipped there, saying so.
+WINDOWS = sys.platform == "win32"
+
+
+def windows_skip(reason):
+    """Mark a test as not applicable on Windows, for ``reason``."""
+    return pytest.mark.skipif(WINDOWS, reason=f"not on Windows: {reason}")
+
+
+def skip_module_on_windows(reason):
+    """Call at a test module's top, before any POSIX-only name is used."""
+    if WINDOWS:
+        pytest.skip(f"not on Windows: {reason}", allow_module_level=True)
+
 
 def only(*impls):
     """Decorator: run a test on the given implementations only.
@@ -61,15 +78,20 @@ def loop_factory(impl):
         # The standard loop on this platform: what asyncio.new_event_loop()
         # returns under the default policy, built directly so that a policy
         # left installed by a test cannot change it.
-        return asyncio.SelectorEventLoop
+        return asyncio.ProactorEventLoop if WINDOWS else asyncio.SelectorEventLoop
     if impl == "loopx":
         return import_loopx().new_event_loop
     raise ValueError(f"unknown loop implementation {impl!r}")
 
 
 def open_fds():
-    """Map each fd open in this process to what it points at."""
+    """Map each fd open in this process to what it points at.
+
+    Empty on Windows, which has no /proc (sockets there are handles, not
+    CRT fds, anyway): the leak checks are Linux's."""
     fds = {}
+    if WINDOWS:
+        return fds
     for name in os.listdir("/proc/self/fd"):
         try:
             fds[int(name)] = os.readlink(f"/proc/self/fd/{name}")
@@ -218,8 +240,11 @@ def released(ref):
 
 # -- sockets and files -------------------------------------------------------
 
-def socketpair(family=socket.AF_UNIX, type=socket.SOCK_STREAM):
-    """A connected non-blocking socket pair (close both: use ``with``)."""
+def socketpair(family=None, type=socket.SOCK_STREAM):
+    """A connected non-blocking socket pair (close both: use ``with``);
+    AF_UNIX by default, AF_INET where there is none (Windows)."""
+    if family is None:
+        family = getattr(socket, "AF_UNIX", socket.AF_INET)
     a, b = socket.socketpair(family, type)
     a.setblocking(False)
     b.setblocking(False)

@@ -10,6 +10,10 @@ import json
 
 import pytest
 
+import helpers
+
+helpers.skip_module_on_windows("the benchmark harness is Linux's (/proc, CPU pinning)")
+
 from benchmarks import cli, native, report, workloads
 from benchmarks.loops import parse_loops
 from benchmarks.network import run_server

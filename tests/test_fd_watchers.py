@@ -10,6 +10,9 @@ from hypothesis import strategies as st
 
 import helpers
 
+helpers.skip_module_on_windows(
+    "add_reader/add_writer: asyncio's Windows (proactor) loop has none, and neither has loopx's")
+
 
 class FileLike:
     """An object that is not a socket but has fileno()."""

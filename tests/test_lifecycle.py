@@ -315,6 +315,7 @@ def test_closed_loop_refuses_work(loop):
         coro.close()
 
 
+@helpers.windows_skip("add_reader/add_writer: asyncio's Windows (proactor) loop has none")
 def test_closed_loop_refuses_fd_watchers(loop):
     a, b = helpers.socketpair()
     with a, b:

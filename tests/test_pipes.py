@@ -20,6 +20,9 @@ import pytest
 import helpers
 from helpers import Recorder, collect_errors, is_loopx, open_fds, pattern_bytes, run
 
+helpers.skip_module_on_windows(
+    "pipe transports over os.pipe() fds: Windows' proactor loop takes overlapped pipe handles (asyncio.windows_utils), not CRT fds")
+
 BIG = 10 * 1024 * 1024
 CAN_ASK_IS_READING = "is_reading" in asyncio.unix_events._UnixReadPipeTransport.__dict__
 

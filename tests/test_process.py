@@ -13,6 +13,9 @@ import pytest
 
 import helpers
 
+helpers.skip_module_on_windows(
+    'fork() and POSIX signals to children')
+
 
 def _children():
     """Pids of this process's direct children that still exist (zombies too)."""

@@ -9,6 +9,9 @@ import pytest
 
 import helpers
 
+helpers.skip_module_on_windows(
+    "add_signal_handler and POSIX signals: asyncio's Windows loop has neither")
+
 USED = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGINT, signal.SIGWINCH)
 
 

@@ -113,6 +113,7 @@ def test_tcp_echo_round_trip(loop):
     helpers.run(loop, main())
 
 
+@helpers.windows_skip("create_unix_server: AF_UNIX")
 def test_unix_echo_round_trip(loop, tmp_path):
     path = str(tmp_path / "echo.sock")
 
@@ -361,6 +362,7 @@ def test_streams_and_server_close_clients(loop):
     helpers.run(loop, main())
 
 
+@helpers.windows_skip("add_reader: asyncio's Windows (proactor) loop has none")
 def test_add_reader_on_a_transport_fd_is_refused(loop):
     async def main():
         server, transport, proto = await echo_connection(loop)

@@ -16,7 +16,8 @@ KNOWN_FAILURES: real loopx bugs or gaps not fixed yet.  They run (unless
 
 Everything else that fails is a bug and fails the conformance run.
 
-Entries apply to ``--loop loopx`` only unless ``loops`` says otherwise, and to
+Entries apply to ``--loop loopx`` only unless ``loops`` says otherwise (on
+Windows, entries for ``proactor`` apply to ``loopx`` as well), and to
 every Python version unless ``py`` narrows it (``py=(3, 12)``: 3.12 and later;
 ``py=((3, 11), (3, 12))``: 3.11 only, upper bound exclusive).  A pattern that
 matches no test of the running version is fine.
@@ -34,7 +35,10 @@ class Entry(NamedTuple):
     run: bool = True
 
     def applies(self, test_id, loop, version=None):
-        if loop not in self.loops:
+        # On Windows loopx's loop *is* asyncio's proactor loop (over loopx's
+        # proactor), so what the proactor loop lacks applies to it too.
+        proactor_too = loop == "loopx" and sys.platform == "win32" and "proactor" in self.loops
+        if loop not in self.loops and not proactor_too:
             return False
         version = tuple(version or sys.version_info[:2])
         if self.py is not None:
@@ -124,6 +128,51 @@ EXCLUDED = [
       "checks that the standard loop consults the policy's child watcher; "
       "loopx reaps its own children"),
 ]
+
+
+# --loop proactor: asyncio's proactor loop over loopx._proactor on the IOCP
+# emulation (scripts/test_proactor_emu.sh).  Only PROACTOR_MODULES run.  These
+# are what the proactor loop does not have (asyncio's Windows loop neither),
+# or what CPython itself skips for its ProactorEventLoop.
+P = ("proactor",)
+_NO_ADD_READER = "the proactor loop has no add_reader/add_writer (CPython skips these for ProactorEventLoop too)"
+_NO_SIGNALS = "the proactor loop has no add_signal_handler (as on Windows)"
+_NO_UNIX = "AF_UNIX servers/connections are not part of the proactor loop (create_unix_* raise NotImplementedError)"
+_NO_SUBPROCESS = ("subprocesses on the proactor loop are windows_events' "
+                  "(_WindowsSubprocessTransport), which cannot import on Linux")
+_NO_PTY = "ptys are not pipes the proactor loop handles (CPython skips these on Windows)"
+PROACTOR_EXCLUDED = [
+    *(E("test_events.TargetEventLoopTests." + name, _NO_ADD_READER, P) for name in (
+        "test_reader_callback", "test_reader_callback_cancel", "test_writer_callback",
+        "test_writer_callback_cancel", "test_remove_fds_after_closing")),
+    *(E("test_events.TargetEventLoopTests." + name, _NO_SIGNALS, P) for name in (
+        "test_add_signal_handler", "test_signal_handling_args",
+        "test_signal_handling_while_selecting")),
+    E("test_events.Test*GetEventLoop.*", "setUp attaches a SafeChildWatcher, "
+      "which calls add_signal_handler: " + _NO_SIGNALS, P),
+    E("test_streams.StreamTests.test_read_all_from_pipe_reader", "attaches a "
+      "SafeChildWatcher, which calls add_signal_handler: " + _NO_SIGNALS, P),
+    E("test_events.TargetEventLoopTests.test_create_*unix_*", _NO_UNIX, P),
+    E("test_streams.StreamTests.test_*unix_*", _NO_UNIX, P),
+    E("test_server.*.test_start_unix_server*", _NO_UNIX, P),
+    E("test_server.UnixServerCleanupTests.*", _NO_UNIX, P),
+    E("test_sock_lowlevel.TargetEventLoopTests.test_unix_sock_client_ops",
+      "AF_UNIX addresses: like IocpProactor, the proactor takes IP address tuples only", P),
+    E("test_events.TargetEventLoopTests.test_subprocess_*", _NO_SUBPROCESS, P),
+    *(E("test_events.TargetEventLoopTests." + name, _NO_PTY, P) for name in (
+        "test_bidirectional_pty", "test_read_pty_output", "test_write_pty")),
+    E("test_events.TargetEventLoopTests.test_write_pipe", "reads the pipe with a "
+      "blocking os.read between loop runs, which the proactor's queued write "
+      "can deadlock (CPython skips it on Windows: \"Don't support pipes\")", P),
+    E("test_events.TargetEventLoopTests.test_unclosed_pipe_transport",
+      "expects the Unix pipe transport's repr ('open'); CPython skips it on Windows", P),
+    E("test_sock_lowlevel.TargetEventLoopTests.test_sendto_blocking",
+      "CPython skips it for ProactorEventLoop ('Not relevant to ProactorEventLoop')", P),
+    E("test_sendfile.TargetEventLoopTests.test_sendfile_prevents_bare_write",
+      "needs native sendfile; the IOCP core has no TransmitFile, so sendfile "
+      "takes asyncio's fallback, which allows writes meanwhile", P),
+]
+EXCLUDED += PROACTOR_EXCLUDED
 
 KNOWN_FAILURES = [
     # Real loopx bugs found by this suite go here until fixed (none open).

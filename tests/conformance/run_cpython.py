@@ -74,6 +74,12 @@ CORE_MODULES = {
     "test_transports": 1,
 }
 
+# The modules run against --loop proactor by default: the ones about sockets,
+# streams and transports, which the proactor loop implements over our
+# Proactor (the rest test the loop core, the same BaseEventLoop code there).
+PROACTOR_MODULES = ["test_sock_lowlevel", "test_streams", "test_sendfile",
+                    "test_events", "test_server", "test_buffered_proto"]
+
 # Modules about features loopx does not have yet: every test would be a known
 # failure, so they are left out of the default run (LOOPX_CONFORMANCE_ALL=1 or
 # --all includes them).  Move a module to CORE_MODULES when its issue lands.
@@ -129,6 +135,13 @@ def _install_loop(kind):
         import loopx
         base_policy = loopx.EventLoopPolicy
         make_loop = loopx.new_event_loop
+    elif kind == "proactor":
+        # asyncio's proactor loop over loopx._proactor, built over the IOCP
+        # emulation (scripts/test_proactor_emu.sh; tests/proactor_loop.py).
+        sys.path.insert(0, os.path.join(REPO, "tests"))
+        from proactor_loop import ProactorLoop
+        base_policy = asyncio.DefaultEventLoopPolicy
+        make_loop = ProactorLoop
     else:
         base_policy = asyncio.DefaultEventLoopPolicy
         make_loop = asyncio.SelectorEventLoop
@@ -961,7 +974,10 @@ def _run_worker(cmd, env, cwd, stderr_path, events_path, timeout):
                 last_size, last_change = size, now
             elif now - last_change > grace:
                 try:
-                    os.killpg(proc.pid, signal.SIGKILL)
+                    if hasattr(os, "killpg"):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    else:  # Windows: no process groups from start_new_session
+                        proc.kill()
                 except ProcessLookupError:
                     pass
                 return proc.wait(), True
@@ -1020,7 +1036,9 @@ def main(argv=None):
     p.add_argument("--all", action="store_true",
                    help="run every core module and the pending transport ones")
     p.add_argument("--core", action="store_true", help="run every core module")
-    p.add_argument("--loop", choices=("loopx", "asyncio"), default="loopx")
+    p.add_argument("--loop", choices=("loopx", "asyncio", "proactor"), default="loopx",
+                   help="proactor: asyncio's proactor loop over loopx._proactor "
+                        "(a LOOPX_PROACTOR_EMU=1 build; PROACTOR_MODULES by default)")
     p.add_argument("--json", metavar="FILE", help="write per-test results as JSON")
     p.add_argument("--test", "-k", action="append", default=[], metavar="GLOB",
                    help="only tests whose id (e.g. test_tasks.CTaskTests.test_x) "
@@ -1053,6 +1071,8 @@ def main(argv=None):
     modules = [m for arg in args.module for m in arg.split(",") if m]
     if args.all:
         modules += default_modules(include_pending=True)
+    elif args.loop == "proactor" and not modules:
+        modules += PROACTOR_MODULES
     elif args.core or not modules:
         modules += default_modules()
     modules = list(dict.fromkeys(modules))

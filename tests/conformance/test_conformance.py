@@ -112,8 +112,8 @@ def test_lists_are_well_formed():
         for entry in entries:
             assert entry.pattern.split(".", 1)[0] in known, (name, entry.pattern)
             assert entry.reason.strip(), (name, entry.pattern)
-            assert set(entry.loops) <= {"loopx", "asyncio"}, (name, entry.pattern)
-            key = (entry.pattern, entry.py)
+            assert set(entry.loops) <= {"loopx", "asyncio", "proactor"}, (name, entry.pattern)
+            key = (entry.pattern, entry.py, entry.loops)
             assert key not in seen, ("listed twice", entry.pattern)
             seen.add(key)
 
