@@ -594,7 +594,6 @@ cdef class Proactor:
         return fut
 
     def recv(self, conn, nbytes, flags=0):
-        cdef DWORD err
         cdef Py_ssize_t n = nbytes
         _no_flags(flags)
         if n < 0:
@@ -602,28 +601,26 @@ cdef class Proactor:
         op = self._new(conn, ACT_BYTES)
         self._associate(conn)
         op._alloc(n)
-        if isinstance(conn, socket.socket):
-            err = lx_iocp_recv(op.op, <SOCKET>conn.fileno(), op.buf, n)
-        else:
-            err = lx_iocp_read(op.op, <HANDLE><intptr_t>conn.fileno(), op.buf, n)
-        if err == ERROR_BROKEN_PIPE:
-            op._release()
-            return self._result(b"")
-        return self._start(op, err)
+        return self._read(conn, op, op.buf, n, b"")
 
     def recv_into(self, conn, buf, flags=0):
-        cdef DWORD err
         _no_flags(flags)
         op = self._new(conn, ACT_INTO)
         self._associate(conn)
         op._view(buf, PyBUF_WRITABLE)
+        return self._read(conn, op, op.view.buf, op.view.len, 0)
+
+    cdef object _read(self, conn, _Op op, void *buf, Py_ssize_t n, eof):
+        """WSARecv on a socket, ReadFile on anything else (a pipe); a pipe
+        whose writer has gone reads as EOF (`eof`) at once."""
+        cdef DWORD err
         if isinstance(conn, socket.socket):
-            err = lx_iocp_recv(op.op, <SOCKET>conn.fileno(), op.view.buf, op.view.len)
+            err = lx_iocp_recv(op.op, <SOCKET>conn.fileno(), buf, n)
         else:
-            err = lx_iocp_read(op.op, <HANDLE><intptr_t>conn.fileno(), op.view.buf, op.view.len)
+            err = lx_iocp_read(op.op, <HANDLE><intptr_t>conn.fileno(), buf, n)
         if err == ERROR_BROKEN_PIPE:
             op._release()
-            return self._result(0)
+            return self._result(eof)
         return self._start(op, err)
 
     def recvfrom(self, conn, nbytes, flags=0):
