@@ -3,20 +3,5 @@
 # valgrind when it is installed.  Exit status: non-zero on any failure.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-out=${TMPDIR:-/tmp}/kqueue_emu_test.$$
-trap 'rm -f "$out"' EXIT
-
-${CC:-cc} -O2 -Wall -Wextra -Werror -pthread -I"$here/include" \
-    -o "$out" "$here/kqueue_emu.c" "$here/test_kqueue_emu.c"
-
-echo "== native"
-"$out"
-
-if command -v valgrind >/dev/null 2>&1; then
-    echo "== valgrind"
-    # Leaks count as errors only when definitely lost.
-    valgrind -q --error-exitcode=1 --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite \
-        "$out"
-else
-    echo "== valgrind not installed: skipped"
-fi
+exec sh "$here/../../scripts/run_c_tests.sh" kqueue_emu_test \
+    -I"$here/include" -- "$here/kqueue_emu.c" "$here/test_kqueue_emu.c"
