@@ -9,6 +9,10 @@ cdef extern from "owned.h":
     void lx_untrack_atomic_tuple(PyObject *tup)
 
 
+cdef extern from "handle_call.h":
+    object lx_call_with_args(object callback, object args)
+
+
 cdef extern from "ready_queue.h":
     ctypedef struct lx_ready_queue:
         Py_ssize_t len
@@ -66,7 +70,7 @@ cdef extern from "poller.h" nogil:
 cdef class Handle:
     cdef:
         object _callback
-        object _args          # a non-empty tuple, or None for no arguments
+        tuple _args           # a non-empty tuple, or None for no arguments
         object _context
         Loop _loop
         bint _cancelled
@@ -160,8 +164,8 @@ cdef class Loop:
     cdef _check_thread(self)
     cdef _check_same_process(self)
     cdef _check_callback(self, callback, str method)
-    cdef Handle _call_soon(self, callback, args, context)
-    cdef TimerHandle _call_at(self, double when, callback, args, context)
+    cdef Handle _call_soon(self, callback, tuple args, context)
+    cdef TimerHandle _call_at(self, double when, callback, tuple args, context)
     cdef int _run_once(self) except -1
     cdef int _poll(self, int64_t timeout_ns) except -1
     cdef int _run_handle_debug(self, Handle h) except -1

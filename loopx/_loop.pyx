@@ -286,7 +286,7 @@ cdef class Loop:
         self._check_callback(callback, "call_soon")
         return self._call_soon(callback, args, context)
 
-    cdef Handle _call_soon(self, callback, args, context):
+    cdef Handle _call_soon(self, callback, tuple args, context):
         # Checked here, not only in call_soon(): transports schedule through
         # this too, and a closed loop has no queue left to push to.
         if self._closed:
@@ -326,7 +326,7 @@ cdef class Loop:
         self._check_callback(callback, "call_at")
         return self._call_at(w, callback, args, context)
 
-    cdef TimerHandle _call_at(self, double when, callback, args, context):
+    cdef TimerHandle _call_at(self, double when, callback, tuple args, context):
         if self._closed:
             self._check_closed()
         if context is None:

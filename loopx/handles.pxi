@@ -83,10 +83,7 @@ cdef class Handle:
             # inside its try block, so that goes to the handler too.
             PyContext_Enter(ctx)
             try:
-                if self._args is None:
-                    self._callback()
-                else:
-                    self._callback(*self._args)
+                lx_call_with_args(self._callback, self._args)
             finally:
                 PyContext_Exit(ctx)
         except (SystemExit, KeyboardInterrupt):
@@ -154,7 +151,7 @@ cdef class TimerHandle(Handle):
         return info
 
 
-cdef inline int _fill_handle(Handle h, Loop loop, object callback, object args,
+cdef inline int _fill_handle(Handle h, Loop loop, object callback, tuple args,
                              object context) except -1:
     h._loop = loop
     h._callback = callback
@@ -167,14 +164,14 @@ cdef inline int _fill_handle(Handle h, Loop loop, object callback, object args,
     return 0
 
 
-cdef inline Handle new_handle(Loop loop, object callback, object args, object context):
+cdef inline Handle new_handle(Loop loop, object callback, tuple args, object context):
     cdef Handle h = Handle.__new__(Handle)
     _fill_handle(h, loop, callback, args, context)
     return h
 
 
 cdef inline TimerHandle new_timer_handle(Loop loop, double when, object callback,
-                                         object args, object context):
+                                         tuple args, object context):
     cdef TimerHandle h = TimerHandle.__new__(TimerHandle)
     _fill_handle(h, loop, callback, args, context)
     h._when = when
