@@ -1,6 +1,6 @@
 # Declarations of loopx's native types, shared by the include files of _loop.pyx.
 from libc.stdint cimport int64_t, uint32_t, uint64_t
-from cpython.object cimport PyObject, visitproc
+from cpython.object cimport PyObject, PyTypeObject, visitproc
 
 
 cdef extern from "owned.h":
@@ -11,6 +11,10 @@ cdef extern from "owned.h":
 
 cdef extern from "handle_call.h":
     object lx_call_with_args(object callback, object args)
+
+
+cdef extern from "handle_freelist.h":
+    void lx_handle_freelist_install(int i, PyTypeObject *t)
 
 
 cdef extern from "ready_queue.h":

@@ -96,6 +96,8 @@ include "handles.pxi"
 
 cdef PyTypeObject *_HANDLE_TYPE = <PyTypeObject *>Handle
 cdef PyTypeObject *_TIMER_HANDLE_TYPE = <PyTypeObject *>TimerHandle
+lx_handle_freelist_install(0, _HANDLE_TYPE)
+lx_handle_freelist_install(1, _TIMER_HANDLE_TYPE)
 
 
 cdef class NativeReader:

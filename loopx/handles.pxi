@@ -2,13 +2,10 @@
 # context, queued by the loop.  Included into _loop.pyx.
 #
 # Handles are the most allocated objects of a busy loop (one per call_soon,
-# per task step, per future callback), so they are created without running
-# __init__ (new_handle / new_timer_handle fill the fields from C), and Handle
-# keeps a freelist.  A big one: a handle from the freelist is not counted as
-# a new allocation by the garbage collector, so 1,000 callbacks queued at once
-# no longer trigger collections (a collection every 700 counted allocations);
-# at ~100 bytes a handle it keeps at most ~100 KiB after a burst.  (Cython
-# cannot give a subclass such as TimerHandle a freelist of its own.)
+# per task step, per future callback, per asyncio.sleep), so they are created
+# without running __init__ (new_handle / new_timer_handle fill the fields from
+# C), and dead ones are kept for reuse (csrc/handle_freelist.h): a reused
+# handle does not count toward the next garbage collection.
 #
 # A scheduled handle is also hidden from the garbage collector while only the
 # loop holds it, and its argument tuple when that holds no GC object: with
@@ -16,7 +13,6 @@
 # (csrc/owned.h has the rules that keep cycles through handles collectable).
 
 
-@cython.freelist(1024)
 cdef class Handle:
     """A callback scheduled by the loop; cancel() stops it from running."""
 

@@ -329,3 +329,71 @@ def test_unclosed_loop_with_pending_cycles_is_collected(impl):
         del holders, dropped
         gc.collect()
     assert all(r() is None for r in refs)
+
+
+# Handle memory is reused (csrc/handle_freelist.h): a reused handle must be
+# indistinguishable from a new one.
+
+def test_handles_made_after_many_died_start_clean(loop):
+    ctx = contextvars.copy_context()
+    ran = []
+    for i in range(300):
+        h = loop.call_soon(ran.append, i)
+        t = loop.call_later(0, ran.append, -i)
+        if i % 2:
+            h.cancel()
+            t.cancel()
+    del h, t
+    helpers.run_once(loop)
+    ran.clear()
+
+    handles = [loop.call_soon(ran.append, i, context=ctx) for i in range(300)]
+    start = loop.time()
+    timers = [loop.call_later(3600 + i, ran.append, i) for i in range(300)]
+    assert not any(h.cancelled() for h in handles + timers)
+    if hasattr(asyncio.Handle, "get_context"):   # 3.12+ in asyncio
+        assert all(h.get_context() is ctx for h in handles)
+    assert all(t.when() >= start + 3600 + i for i, t in enumerate(timers))
+    helpers.run_once(loop)
+    assert ran == list(range(300))
+    for t in timers:
+        t.cancel()
+
+
+def test_weakref_to_a_dead_handle_stays_dead_when_its_memory_is_reused(loop):
+    refs = [weakref.ref(loop.call_soon(lambda: None)), weakref.ref(loop.call_later(0, lambda: None))]
+    helpers.run_once(loop)
+    assert all(helpers.released(r) for r in refs)
+    later = [loop.call_soon(lambda: None) for _ in range(10)] + [loop.call_later(0, lambda: None) for _ in range(10)]
+    assert all(r() is None for r in refs)
+    helpers.run_once(loop)
+    del later
+
+
+@helpers.only("loopx")
+def test_reused_handles_do_not_count_toward_garbage_collection(loop):
+    """asyncio makes a new object per handle; loopx reuses dead ones, which
+    the garbage collector does not count as new allocations."""
+    import gc
+    ctx = contextvars.copy_context()
+    loop.set_debug(False)   # debug mode (-X dev) records a traceback per handle
+
+    def schedule():
+        # Explicit context and no arguments: the handles are all that is
+        # allocated (no context copy, no argument tuple).
+        for _ in range(1000):
+            loop.call_soon(int, context=ctx)
+            loop.call_later(0, int, context=ctx)
+
+    schedule()
+    helpers.run_once(loop)
+    gc.disable()
+    try:
+        gc.collect()
+        before = gc.get_count()[0]
+        schedule()
+        allocated = gc.get_count()[0] - before
+    finally:
+        gc.enable()
+    helpers.run_once(loop)
+    assert allocated < 100
