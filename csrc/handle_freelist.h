@@ -10,8 +10,11 @@
  * How.  These are the tp_alloc and tp_free of Handle and TimerHandle
  * (installed once at import).  Cython's @cython.freelist does the same for a
  * base class but cannot for a subclass, so one mechanism here serves both.
- * A reused object is handed out exactly as PyType_GenericAlloc would: zeroed,
- * initialised and GC-tracked.  Only objects of exactly the registered type are
+ * A reused object is handed out zeroed and initialised as by
+ * PyType_GenericAlloc, but NOT tracked by the GC, new ones likewise: a handle
+ * starts out owned by the loop alone (owned.h).  (An untracked handle made
+ * from Python with Handle.__new__ is harmless: its fields are all None and
+ * Python code cannot set them, so it can be in no cycle.)  Only objects of exactly the registered type are
  * kept (a subclass has another size); the rest, and everything past the
  * cap, go to PyObject_GC_Del as usual.  The GIL guards the lists.
  *
@@ -52,12 +55,15 @@ static PyObject *lx_handle_tp_alloc(PyTypeObject *t, Py_ssize_t nitems)
 {
     lx_handle_freelist *fl = lx_freelist_for(t);
     PyObject *o;
-    if (fl == NULL || fl->count == 0)
-        return PyType_GenericAlloc(t, nitems);
+    if (fl == NULL || fl->count == 0) {
+        o = PyType_GenericAlloc(t, nitems);
+        if (o != NULL)
+            PyObject_GC_UnTrack(o);
+        return o;
+    }
     o = fl->items[--fl->count];
     memset(o, 0, (size_t)t->tp_basicsize);
     PyObject_Init(o, t);
-    PyObject_GC_Track(o);
     return o;
 }
 

@@ -3,8 +3,9 @@
  * Why.  A busy loop queues thousands of handles; each one sits in the GC's
  * youngest generation, so every collection (one per 700 allocations) walks
  * all of them, and nothing is ever found there: while a handle is queued the
- * loop holds it, so it cannot be garbage.  The loop therefore untracks the
- * handles it schedules (call_soon, call_at) and owns them "privately":
+ * loop holds it, so it cannot be garbage.  The handles the loop schedules
+ * (call_soon, call_at) are therefore never tracked while it owns them
+ * "privately":
  *
  *   - lx_owned_release: the loop lets go of one (ran, cancelled, cleared).
  *     If anybody else still holds it -- the caller kept the TimerHandle, the
@@ -30,9 +31,13 @@
 
 #include <Python.h>
 
-static inline void lx_owned_untrack(PyObject *obj)
+/* Handles are born untracked (handle_freelist.h), owned by the loop's queue
+ * or heap from the start.  A handle the loop keeps elsewhere -- the fd table,
+ * the signal table, where others may reach it -- is made an ordinary tracked
+ * object with this instead. */
+static inline void lx_owned_share(PyObject *obj)
 {
-    PyObject_GC_UnTrack(obj);
+    PyObject_GC_Track(obj);
 }
 
 /* A handle's argument tuple holding no GC object can never be in a cycle;

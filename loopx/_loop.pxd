@@ -4,7 +4,7 @@ from cpython.object cimport PyObject, PyTypeObject, visitproc
 
 
 cdef extern from "owned.h":
-    void lx_owned_untrack(PyObject *obj)
+    void lx_owned_share(PyObject *obj)
     void lx_owned_release(PyObject *obj)
     void lx_untrack_atomic_tuple(PyObject *tup)
 

@@ -296,8 +296,7 @@ cdef class Loop:
         if context is None:
             context = PyContext_CopyCurrent()
         cdef Handle h = new_handle(self, callback, args, context)
-        lx_rq_push(&self._ready, <PyObject *>h)
-        lx_owned_untrack(<PyObject *>h)  # the queue owns it now (owned.h)
+        lx_rq_push(&self._ready, <PyObject *>h)   # born untracked: the queue owns it (owned.h)
         return h
 
     def call_later(self, delay, callback, *args, context=None):
@@ -334,8 +333,7 @@ cdef class Loop:
         if context is None:
             context = PyContext_CopyCurrent()
         cdef TimerHandle h = new_timer_handle(self, when, callback, args, context)
-        lx_th_push(&self._timers, when, <PyObject *>h)
-        lx_owned_untrack(<PyObject *>h)  # the heap owns it now (owned.h)
+        lx_th_push(&self._timers, when, <PyObject *>h)   # born untracked: the heap owns it (owned.h)
         h._scheduled = True
         return h
 
@@ -712,6 +710,7 @@ cdef class Loop:
         # can run the garbage collector, whose finalizers may add watches and
         # move the table.
         cdef Handle h = new_handle(self, callback, args, PyContext_CopyCurrent())
+        lx_owned_share(<PyObject *>h)   # the fd table is not private (owned.h)
         self._fd_grow(fd)
         cdef FdWatch *w = &self._fds[fd]
         self._fd_set_interest(fd, w.events | (LX_WRITE if writer else LX_READ))

@@ -5,7 +5,9 @@
 # per task step, per future callback, per asyncio.sleep), so they are created
 # without running __init__ (new_handle / new_timer_handle fill the fields from
 # C), and dead ones are kept for reuse (csrc/handle_freelist.h): a reused
-# handle does not count toward the next garbage collection.
+# handle does not count toward the next garbage collection.  They are made
+# untracked by the GC, for the queue or heap to own (see below); the fd and
+# signal tables track theirs (lx_owned_share).
 #
 # A scheduled handle is also hidden from the garbage collector while only the
 # loop holds it, and its argument tuple when that holds no GC object: with

@@ -54,7 +54,9 @@ cdef _add_signal_handler(Loop loop, sig, callback, args):
         signal.set_wakeup_fd(loop._sig_wsock.fileno())
     except (ValueError, OSError) as exc:
         raise RuntimeError(str(exc))
-    loop._signal_handlers[sig] = new_handle(loop, callback, args, PyContext_CopyCurrent())
+    handle = new_handle(loop, callback, args, PyContext_CopyCurrent())
+    lx_owned_share(<PyObject *>handle)   # kept in a dict, not privately (owned.h)
+    loop._signal_handlers[sig] = handle
     try:
         signal.signal(sig, _sighandler_noop)
         # Don't make blocking syscalls in other threads fail with EINTR.

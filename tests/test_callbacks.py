@@ -331,6 +331,37 @@ def test_unclosed_loop_with_pending_cycles_is_collected(impl):
     assert all(r() is None for r in refs)
 
 
+@helpers.windows_skip("add_reader on a pipe (the proactor loop has no add_reader)")
+def test_unclosed_loop_in_a_cycle_through_its_reader_is_collected(impl):
+    """The fd table's handles are ordinary GC objects: a reader callback bound
+    to an object that holds the loop is a cycle the collector finds."""
+    import gc
+    import os
+    import warnings
+    rfd, wfd = os.pipe()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            dropped = helpers.loop_factory(impl)()
+
+            class Reader:
+                def __init__(self, loop):
+                    self.loop = loop
+                    loop.add_reader(rfd, self.on_read)
+
+                def on_read(self):
+                    pass
+
+            ref = weakref.ref(Reader(dropped))
+            loop_ref = weakref.ref(dropped)
+            del dropped
+            gc.collect()
+        assert ref() is None and loop_ref() is None
+    finally:
+        os.close(rfd)
+        os.close(wfd)
+
+
 # Handle memory is reused (csrc/handle_freelist.h): a reused handle must be
 # indistinguishable from a new one.
 
