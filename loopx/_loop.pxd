@@ -10,7 +10,8 @@ cdef extern from "owned.h":
 
 
 cdef extern from "handle_call.h":
-    object lx_call_with_args(object callback, object args)
+    int lx_run_in_context(object ctx, object callback, object args)
+    int lx_raise_pending() except -1
 
 
 cdef extern from "handle_freelist.h":
@@ -84,6 +85,7 @@ cdef class Handle:
 
     cdef void _cancel(self)
     cdef int _run(self) except -1
+    cdef int _callback_failed(self) except -1
     cdef _report_exception(self, exc)
 
 

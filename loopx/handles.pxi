@@ -74,16 +74,15 @@ cdef class Handle:
         exception handler; raises only SystemExit and KeyboardInterrupt, which
         must stop the loop (asyncio's rule).
         """
-        cdef object ctx = self._context
+        if lx_run_in_context(self._context, self._callback, self._args) < 0:
+            self._callback_failed()
+        return 0
+
+    cdef int _callback_failed(self) except -1:
+        """The callback raised (its exception is set): to the exception
+        handler, but for SystemExit and KeyboardInterrupt, which propagate."""
         try:
-            # Entering fails (RuntimeError) when the context is already
-            # entered elsewhere; asyncio's context.run fails the same way
-            # inside its try block, so that goes to the handler too.
-            PyContext_Enter(ctx)
-            try:
-                lx_call_with_args(self._callback, self._args)
-            finally:
-                PyContext_Exit(ctx)
+            lx_raise_pending()
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:

@@ -428,3 +428,19 @@ def test_reused_handles_do_not_count_toward_garbage_collection(loop):
         gc.enable()
     helpers.run_once(loop)
     assert allocated < 100
+
+
+def test_callback_whose_context_is_already_entered_goes_to_the_handler(loop):
+    """Running the loop inside the very context a callback must enter: the
+    enter fails (RuntimeError, as context.run raises); the exception handler
+    gets it and the loop carries on."""
+    ctx = contextvars.copy_context()
+    ran = []
+    errors = helpers.collect_errors(loop)
+    loop.call_soon(ran.append, "in ctx", context=ctx)
+    loop.call_soon(ran.append, "next")
+    ctx.run(helpers.run_once, loop)
+    assert ran == ["next"]
+    assert len(errors) == 1
+    assert isinstance(errors[0]["exception"], RuntimeError)
+    assert errors[0]["message"].startswith("Exception in callback")
