@@ -1,6 +1,7 @@
 """call_soon and Handle: ordering, iteration boundaries, cancellation, contexts."""
 import asyncio
 import contextvars
+import sys
 import weakref
 
 import pytest
@@ -441,6 +442,11 @@ def test_callback_whose_context_is_already_entered_goes_to_the_handler(loop):
     loop.call_soon(ran.append, "next")
     ctx.run(helpers.run_once, loop)
     assert ran == ["next"]
-    assert len(errors) == 1
-    assert isinstance(errors[0]["exception"], RuntimeError)
-    assert errors[0]["message"].startswith("Exception in callback")
+    if sys.version_info >= (3, 12):
+        # 3.12+ runs the handler in the handle's context too, which fails the
+        # same way: asyncio logs that instead of calling the handler.
+        assert errors == []
+    else:
+        assert len(errors) == 1
+        assert isinstance(errors[0]["exception"], RuntimeError)
+        assert errors[0]["message"].startswith("Exception in callback")
