@@ -78,6 +78,7 @@ cdef class ReadPipeTransport(_TransportBase):
         bint _paused
         bint _big_reads       # see _DIRECT_READ_THRESHOLD
         bint _lost_called
+        bint _feeds_subprocess  # the protocol is asyncio's subprocess pipe protocol (stream_feed.pxi)
         public Py_ssize_t max_size
 
     def __init__(self, Loop loop not None, pipe, protocol, waiter=None, extra=None):
@@ -91,6 +92,7 @@ cdef class ReadPipeTransport(_TransportBase):
             self._protocol = None
             raise ValueError("Pipe transport is for pipes/sockets only.")
         self._pipe = pipe
+        self._feeds_subprocess = _feeds_subprocess_reader(protocol)
         self.max_size = _READ_SCRATCH_SIZE
         os.set_blocking(self._fileno, False)
         self._schedule(self._protocol.connection_made, (self,))
@@ -136,11 +138,28 @@ cdef class ReadPipeTransport(_TransportBase):
     def _read_ready(self):
         self._read_once()
 
+    def set_protocol(self, protocol):
+        self._feeds_subprocess = _feeds_subprocess_reader(protocol)
+        self._protocol = protocol
+
     cdef _read_once(self):
         """Readable: one read; data, or EOF (b'')."""
         cdef ssize_t n
         cdef int err
+        reader = None
         while True:
+            if self._feeds_subprocess:
+                reader = _subprocess_reader(self._protocol)
+            if reader is not None and self._big_reads and self.max_size >= _READ_ALLOC_MAX:
+                # Straight into the subprocess stream's reader (stream_feed.pxi).
+                n = _read_into_reader(self._fileno, False, reader)
+                if n > 0:
+                    self._big_reads = n >= _DIRECT_READ_THRESHOLD
+                    return
+                if n == 0:
+                    data = b""
+                    break
+                # Not possible now, or an error: the read below reports it.
             if 0 <= self.max_size <= _READ_SCRATCH_SIZE:
                 # A busy pipe gives at most its capacity (64 KiB by default)
                 # per read: that size straight into the bytes object, with
@@ -172,7 +191,10 @@ cdef class ReadPipeTransport(_TransportBase):
                 return
             break
         if data:
-            self._protocol.data_received(data)
+            if reader is not None:
+                _append_to_reader(reader, data)
+            else:
+                self._protocol.data_received(data)
             return
         if self._loop._debug:
             logger.info("%r was closed by peer", self)

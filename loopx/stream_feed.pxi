@@ -14,6 +14,19 @@
 # private fields too: _stream_reader_wr, _buffer, _waiter, _eof, _transport,
 # _paused, _limit); a Python whose classes lack any of them never takes this
 # path (_stream_feed_supported).
+#
+# Subprocess pipes (asyncio.create_subprocess_*) get the same treatment.  Their
+# data goes ReadSubprocessPipeProto.data_received -> the subprocess
+# transport's _pipe_data_received, which defers it with call_soon ->
+# SubprocessStreamProtocol.pipe_data_received -> StreamReader.feed_data: four
+# Python frames, a handle and a whole loop iteration per read.  When every one
+# of those is exactly the standard library's, the pipe transport feeds the
+# reader directly (_subprocess_reader): the data reaches the reader one
+# iteration sooner, never out of order -- a later read of the same pipe is
+# always behind a deferred one in the ready queue -- and SubprocessStreamProtocol
+# does nothing else with it.  Until the subprocess transport has connected
+# its pipes (its _pending_calls is a list) the ordinary path keeps the data
+# behind connection_made.
 
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -51,19 +64,23 @@ cdef inline bint _feeds_stream_reader(protocol):
             and _SR._wakeup_waiter is _SR_WAKEUP_WAITER)
 
 
-cdef object _plain_reader(protocol):
-    """The protocol's reader if feeding it from C is exactly what feed_data
-    would do (an exact StreamReader, no EOF yet, a bytearray buffer), else
-    None (no reader, or one that needs its own methods)."""
-    wr = protocol._stream_reader_wr
-    if wr is None:
-        return None
-    reader = wr()
+cdef object _feedable(reader):
+    """reader if feeding it from C is exactly what feed_data would do (an
+    exact StreamReader, no EOF yet, a bytearray buffer), else None (no
+    reader, or one that needs its own methods)."""
     if reader is None or type(reader) is not _SR or reader._eof:
         return None
     if type(reader._buffer) is not bytearray:
         return None
     return reader
+
+
+cdef object _plain_reader(protocol):
+    """A StreamReaderProtocol's reader, if _feedable."""
+    wr = protocol._stream_reader_wr
+    if wr is None:
+        return None
+    return _feedable(wr())
 
 
 cdef _feed_stream_reader(protocol, bytes data):
@@ -74,6 +91,11 @@ cdef _feed_stream_reader(protocol, bytes data):
         # be fed through its methods (which also raise their own errors).
         protocol.data_received(data)
         return
+    _append_to_reader(reader, data)
+
+
+cdef _append_to_reader(reader, bytes data):
+    """reader.feed_data(data) for a _feedable reader."""
     buf = reader._buffer
     # bytearray.extend(bytes): the same growth, the same BufferError if the
     # buffer is exported.
@@ -93,25 +115,34 @@ cdef enum:
 
 
 cdef ssize_t _recv_into_stream_reader(int fd, protocol) except? -2:
-    """For large reads: recv straight into the tail of the reader's buffer,
-    saving feed_data's copy and a bytes object of up to _READ_ALLOC_MAX.
-    Returns the bytes received (> 0), 0 at EOF, -errno, or _NOT_DIRECT when
-    this reader or this moment needs the ordinary path."""
-    cdef int avail = 0
-    cdef Py_ssize_t old
-    cdef ssize_t n
+    """For large reads from a StreamReaderProtocol's socket: see
+    _read_into_reader."""
     reader = _plain_reader(protocol)
     if reader is None:
         return _NOT_DIRECT
+    return _read_into_reader(fd, True, reader)
+
+
+cdef ssize_t _read_into_reader(int fd, bint sock, reader) except? -2:
+    """recv (sock) or read straight into the tail of a _feedable reader's
+    buffer, saving feed_data's copy and a bytes object of up to
+    _READ_ALLOC_MAX.  Returns the bytes read (> 0), 0 at EOF, -errno, or
+    _NOT_DIRECT when this moment needs the ordinary path."""
+    cdef int avail = 0
+    cdef Py_ssize_t old, size
+    cdef ssize_t n
     if ioctl(fd, FIONREAD, &avail) != 0 or avail <= 0:
         return _NOT_DIRECT  # let the ordinary read tell EOF and errors apart
+    size = min(<Py_ssize_t>avail, <Py_ssize_t>_READ_ALLOC_MAX)
     buf = reader._buffer
     old = PyByteArray_GET_SIZE(buf)
-    if _lx_bytearray_resize(buf, old + min(<Py_ssize_t>avail, <Py_ssize_t>_READ_ALLOC_MAX)) < 0:
+    if _lx_bytearray_resize(buf, old + size) < 0:
         PyErr_Clear()  # exported: the ordinary path raises extend()'s BufferError
         return _NOT_DIRECT
-    n = _lx_recv(fd, PyByteArray_AS_STRING(buf) + old,
-                 <size_t>min(<Py_ssize_t>avail, <Py_ssize_t>_READ_ALLOC_MAX), 0)
+    if sock:
+        n = _lx_recv(fd, PyByteArray_AS_STRING(buf) + old, <size_t>size, 0)
+    else:
+        n = read(fd, PyByteArray_AS_STRING(buf) + old, <size_t>size)
     # Shrinking a bytearray cannot fail.
     _lx_bytearray_resize(buf, old + (n if n > 0 else 0))
     if n <= 0:
@@ -135,3 +166,59 @@ cdef _stream_reader_fed(reader, Py_ssize_t size):
             reader._transport = None
         else:
             reader._paused = True
+
+
+# -- subprocess pipes (see the top of this file) --
+
+from asyncio import base_subprocess as _base_subprocess
+from asyncio import subprocess as _aio_subprocess
+
+cdef object _RSPP = _base_subprocess.ReadSubprocessPipeProto
+cdef object _SSP = _aio_subprocess.SubprocessStreamProtocol
+cdef object _RSPP_DATA_RECEIVED = _RSPP.__dict__.get("data_received")
+cdef object _BST_PIPE_DATA_RECEIVED = _base_subprocess.BaseSubprocessTransport.__dict__.get("_pipe_data_received")
+cdef object _SSP_PIPE_DATA_RECEIVED = _SSP.__dict__.get("pipe_data_received")
+
+
+def _probe_subprocess_feed():
+    # The fields this path reads, as these classes' constructors set them.
+    return ({"proc", "fd"} <= set(_base_subprocess.WriteSubprocessPipeProto.__init__.__code__.co_names)
+            and "_pending_calls" in _base_subprocess.BaseSubprocessTransport.__init__.__code__.co_names
+            and {"stdout", "stderr"} <= set(_SSP.__init__.__code__.co_names))
+
+
+cdef bint _subprocess_feed_supported = (_stream_feed_supported
+                                        and _RSPP_DATA_RECEIVED is not None
+                                        and _BST_PIPE_DATA_RECEIVED is not None
+                                        and _SSP_PIPE_DATA_RECEIVED is not None
+                                        and _probe_subprocess_feed())
+
+
+cdef inline bint _feeds_subprocess_reader(protocol):
+    """True if a read pipe's data for `protocol` may go through
+    _subprocess_reader (checked when the transport gets its protocol)."""
+    return (_subprocess_feed_supported
+            and type(protocol) is _RSPP
+            and _RSPP.data_received is _RSPP_DATA_RECEIVED
+            and _SSP.pipe_data_received is _SSP_PIPE_DATA_RECEIVED
+            and _SR.feed_data is _SR_FEED_DATA
+            and _SR._wakeup_waiter is _SR_WAKEUP_WAITER)
+
+
+cdef object _subprocess_reader(pipe_protocol):
+    """The StreamReader that pipe_protocol.data_received() would (an
+    iteration later) feed, if feeding it now from C is the same; else None."""
+    proc = pipe_protocol.proc
+    if proc is None or proc._pending_calls is not None:
+        return None
+    if type(proc)._pipe_data_received is not _BST_PIPE_DATA_RECEIVED:
+        return None
+    protocol = proc._protocol
+    if type(protocol) is not _SSP:
+        return None
+    fd = pipe_protocol.fd
+    if fd == 1:
+        return _feedable(protocol.stdout)
+    if fd == 2:
+        return _feedable(protocol.stderr)
+    return None

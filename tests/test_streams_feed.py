@@ -6,6 +6,7 @@ loop too, so each asserts what the standard library's methods do.
 """
 import asyncio
 import socket
+import sys
 
 import pytest
 
@@ -235,4 +236,159 @@ def test_loopx_feeds_an_exact_stream_reader_without_python_calls(loop):
         return data
 
     assert helpers.run(loop, main()) == b"fast"
+    assert called == []
+
+
+# Subprocess pipes: asyncio.create_subprocess_* readers fed from C when the
+# whole chain is the standard library's (stream_feed.pxi, bottom part).
+
+# The child writes `size` bytes of a pattern to stdout (and a short line to
+# stderr) as fast as it can, then exits 0.
+_WRITER = (
+    "import sys\n"
+    "size = int(sys.argv[1])\n"
+    "block = bytes(range(251)) * 1045\n"
+    "sys.stderr.write('err-line\\n'); sys.stderr.flush()\n"
+    "out = sys.stdout.buffer\n"
+    "while size > 0:\n"
+    "    out.write(block[:size]); size -= len(block)\n"
+    "out.flush()\n"
+)
+
+
+def _pattern(size):
+    block = bytes(range(251)) * 1045
+    return (block * (size // len(block) + 1))[:size]
+
+
+async def _child_output(size, limit=2 ** 16, read_size=None):
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _WRITER, str(size),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=limit)
+    if read_size is None:
+        out, err = await proc.communicate()
+    else:
+        chunks = []
+        while chunk := await proc.stdout.read(read_size):
+            chunks.append(chunk)
+        out, err = b"".join(chunks), await proc.stderr.read()
+        assert proc.stdout.at_eof()
+    return out, err, await proc.wait()
+
+
+@pytest.mark.parametrize("size", [10, 300_000, 5_000_000])
+def test_subprocess_output_arrives_whole_and_in_order(loop, size):
+    out, err, status = helpers.run(loop, _child_output(size))
+    assert (len(out), status, err) == (size, 0, b"err-line\n")
+    assert out == _pattern(size)
+
+
+def test_subprocess_reader_pauses_past_twice_its_limit_and_resumes(loop):
+    """With a small limit and a reader that waits before reading, the pipe
+    transport is paused (the child blocks) and resumed as the data is read."""
+    async def main():
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _WRITER, str(2_000_000),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=4096)
+        for _ in range(200):
+            await asyncio.sleep(0.005)
+            if proc.stdout._paused:
+                break
+        paused = proc.stdout._paused
+        buffered = len(proc.stdout._buffer)
+        out = b""
+        while chunk := await proc.stdout.read(65536):
+            out += chunk
+        await proc.stderr.read()
+        return paused, buffered, out, await proc.wait()
+
+    paused, buffered, out, status = helpers.run(loop, main())
+    assert paused and buffered > 2 * 4096
+    assert buffered < 2_000_000
+    assert out == _pattern(2_000_000) and status == 0
+
+
+def test_patched_pipe_data_received_is_called(loop, monkeypatch):
+    seen = []
+    original = asyncio.subprocess.SubprocessStreamProtocol.pipe_data_received
+
+    def pipe_data_received(self, fd, data):
+        seen.append((fd, len(data)))
+        original(self, fd, data)
+
+    monkeypatch.setattr(asyncio.subprocess.SubprocessStreamProtocol, "pipe_data_received",
+                        pipe_data_received)
+    out, err, status = helpers.run(loop, _child_output(300_000, read_size=65536))
+    assert out == _pattern(300_000) and err == b"err-line\n" and status == 0
+    assert sum(n for fd, n in seen if fd == 1) == 300_000
+    assert sum(n for fd, n in seen if fd == 2) == len(b"err-line\n")
+
+
+def test_custom_subprocess_protocol_gets_every_callback_in_order(loop):
+    """A protocol of one's own (not SubprocessStreamProtocol) sees asyncio's
+    callbacks: data before the pipe's connection_lost, exit reported."""
+    events = []
+
+    class Recorder(asyncio.SubprocessProtocol):
+        def __init__(self, done):
+            self.done = done
+            self.received = bytearray()
+
+        def pipe_data_received(self, fd, data):
+            if fd == 1:
+                self.received += data
+            events.append(("data", fd))
+
+        def pipe_connection_lost(self, fd, exc):
+            events.append(("lost", fd))
+
+        def process_exited(self):
+            events.append(("exited",))
+
+        def connection_lost(self, exc):
+            self.done.set_result(None)
+
+    async def main():
+        loop_ = asyncio.get_running_loop()
+        done = loop_.create_future()
+        transport, protocol = await loop_.subprocess_exec(
+            lambda: Recorder(done), sys.executable, "-c", _WRITER, "300000",
+            stdin=None, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        await done
+        transport.close()
+        return bytes(protocol.received)
+
+    assert helpers.run(loop, main()) == _pattern(300_000)
+    for fd in (1, 2):
+        mine = [e for e in events if e[1:] == (fd,)]
+        assert mine[-1] == ("lost", fd) and all(e[0] == "data" for e in mine[:-1])
+    assert ("exited",) in events
+
+
+@helpers.only("loopx")
+def test_loopx_feeds_subprocess_readers_without_python_calls(loop):
+    """The point of the fast path: once the pipes are connected, no
+    data_received / pipe_data_received / feed_data frames per read."""
+    called = []
+
+    def profiler(frame, event, arg):
+        if event == "call" and frame.f_code.co_name in (
+                "data_received", "_pipe_data_received", "pipe_data_received", "feed_data"):
+            called.append(frame.f_code.co_name)
+
+    async def main():
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "import sys; sys.stdout.buffer.write(sys.stdin.buffer.read())",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        sys.setprofile(profiler)
+        try:
+            proc.stdin.write(b"x" * 200_000)
+            proc.stdin.close()
+            out = await proc.stdout.read()
+        finally:
+            sys.setprofile(None)
+        await proc.wait()
+        return out
+
+    assert helpers.run(loop, main()) == b"x" * 200_000
     assert called == []
