@@ -10,13 +10,14 @@
  * How.  These are the tp_alloc and tp_free of Handle and TimerHandle
  * (installed once at import).  Cython's @cython.freelist does the same for a
  * base class but cannot for a subclass, so one mechanism here serves both.
- * A reused object is handed out zeroed and initialised as by
- * PyType_GenericAlloc, but NOT tracked by the GC, new ones likewise: a handle
+ * A handle of the two types is handed out zeroed and initialised as by
+ * PyType_GenericAlloc, reused or new, but NOT tracked by the GC: a handle
  * starts out owned by the loop alone (owned.h).  (An untracked handle made
  * from Python with Handle.__new__ is harmless: its fields are all None and
- * Python code cannot set them, so it can be in no cycle.)  Only objects of exactly the registered type are
- * kept (a subclass has another size); the rest, and everything past the
- * cap, go to PyObject_GC_Del as usual.  The GIL guards the lists.
+ * Python code cannot set them, so it can be in no cycle.)  Objects of any
+ * other type (a Python subclass inherits these slots) are allocated, tracked
+ * and freed as usual; so is everything past the cap.  The GIL guards the
+ * lists.
  *
  * The cap bounds what a burst leaves behind: LX_HANDLE_FREELIST_MAX handles
  * of 104 and timer handles of 120 bytes, at most ~1.8 MiB.  (Measured on
@@ -55,7 +56,9 @@ static PyObject *lx_handle_tp_alloc(PyTypeObject *t, Py_ssize_t nitems)
 {
     lx_handle_freelist *fl = lx_freelist_for(t);
     PyObject *o;
-    if (fl == NULL || fl->count == 0) {
+    if (fl == NULL)
+        return PyType_GenericAlloc(t, nitems);
+    if (fl->count == 0) {
         o = PyType_GenericAlloc(t, nitems);
         if (o != NULL)
             PyObject_GC_UnTrack(o);
