@@ -450,3 +450,25 @@ def test_callback_whose_context_is_already_entered_goes_to_the_handler(loop):
         assert len(errors) == 1
         assert isinstance(errors[0]["exception"], RuntimeError)
         assert errors[0]["message"].startswith("Exception in callback")
+
+
+@helpers.only("loopx")
+def test_python_subclass_of_a_handle_type_is_an_ordinary_gc_object(impl):
+    """The handle types' allocator hands out untracked objects (the loop owns
+    them); a Python subclass inherits it but must be tracked, as it can hold
+    anything in its __dict__."""
+    import gc
+    loop = helpers.import_loopx().new_event_loop()
+    handle_type = type(loop.call_soon(int))
+    loop.close()
+
+    class Sub(handle_type):
+        pass
+
+    obj = Sub.__new__(Sub)
+    obj.me = obj
+    assert gc.is_tracked(obj)
+    ref = weakref.ref(obj)
+    del obj
+    gc.collect()
+    assert ref() is None
