@@ -809,6 +809,7 @@ cdef class Loop:
     def create_future(self):
         return _Future(loop=self)
 
+    @cython.wraparound(True)   # [-1] below (the module default is off)
     def create_task(self, coro, *, name=None, context=None):
         """Schedule a coroutine as a Task (through the task factory if set)."""
         self._check_closed()

@@ -50,6 +50,7 @@ cdef class Handle:
         self._callback = None
         self._args = None
 
+    @cython.wraparound(True)   # [-1] below (the module default is off)
     def _repr_info(self):
         info = []
         if self._cancelled:
