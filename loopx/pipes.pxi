@@ -150,27 +150,27 @@ cdef class ReadPipeTransport(_TransportBase):
         while True:
             if self._feeds_subprocess:
                 reader = _subprocess_reader(self._protocol)
-            if reader is not None and self._big_reads and self.max_size >= _READ_ALLOC_MAX:
-                # Straight into the subprocess stream's reader (stream_feed.pxi).
-                n = _read_into_reader(self._fileno, False, reader)
-                if n > 0:
-                    self._big_reads = n >= _DIRECT_READ_THRESHOLD
-                    return
-                if n == 0:
-                    data = b""
-                    break
-                # Not possible now, or an error: the read below reports it.
             if 0 <= self.max_size <= _READ_SCRATCH_SIZE:
                 # A busy pipe gives at most its capacity (64 KiB by default)
-                # per read: that size straight into the bytes object, with
-                # no FIONREAD (see _read_to_bytes).
-                if self._big_reads:
+                # per read: that size straight into the bytes object (or the
+                # subprocess stream's reader, stream_feed.pxi), with no
+                # FIONREAD (see _read_to_bytes).
+                n = _NOT_DIRECT
+                data = None
+                if self._big_reads and reader is not None and self.max_size > 0:
+                    n = _read_into_reader(self._fileno, False, reader,
+                                          min(self.max_size, _PIPE_BUF_SIZE))
+                if n != _NOT_DIRECT:
+                    pass   # fed to the reader (n > 0), EOF or an error
+                elif self._big_reads:
                     data = _read_to_bytes(self._fileno, False, min(self.max_size, _PIPE_BUF_SIZE),
                                           _INTO_REQUESTED, &n)
                 else:
                     data = _read_to_bytes(self._fileno, False, self.max_size, _INTO_SCRATCH, &n)
                 if n >= 0:
                     self._big_reads = n >= _DIRECT_READ_THRESHOLD
+                    if n > 0 and data is None:
+                        return   # already in the reader's buffer
                     data = data or b""
                     break
                 err = -n

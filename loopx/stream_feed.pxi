@@ -120,20 +120,22 @@ cdef ssize_t _recv_into_stream_reader(int fd, protocol) except? -2:
     reader = _plain_reader(protocol)
     if reader is None:
         return _NOT_DIRECT
-    return _read_into_reader(fd, True, reader)
+    return _read_into_reader(fd, True, reader, 0)
 
 
-cdef ssize_t _read_into_reader(int fd, bint sock, reader) except? -2:
+cdef ssize_t _read_into_reader(int fd, bint sock, reader, Py_ssize_t size) except? -2:
     """recv (sock) or read straight into the tail of a _feedable reader's
-    buffer, saving feed_data's copy and a bytes object of up to
-    _READ_ALLOC_MAX.  Returns the bytes read (> 0), 0 at EOF, -errno, or
-    _NOT_DIRECT when this moment needs the ordinary path."""
+    buffer, saving feed_data's copy and a bytes object: up to `size` bytes,
+    or with size 0 what FIONREAD reports (at most _READ_ALLOC_MAX).  Returns
+    the bytes read (> 0), 0 at EOF, -errno, or _NOT_DIRECT when this moment
+    needs the ordinary path."""
     cdef int avail = 0
-    cdef Py_ssize_t old, size
+    cdef Py_ssize_t old
     cdef ssize_t n
-    if ioctl(fd, FIONREAD, &avail) != 0 or avail <= 0:
-        return _NOT_DIRECT  # let the ordinary read tell EOF and errors apart
-    size = min(<Py_ssize_t>avail, <Py_ssize_t>_READ_ALLOC_MAX)
+    if size <= 0:
+        if ioctl(fd, FIONREAD, &avail) != 0 or avail <= 0:
+            return _NOT_DIRECT  # let the ordinary read tell EOF and errors apart
+        size = min(<Py_ssize_t>avail, <Py_ssize_t>_READ_ALLOC_MAX)
     buf = reader._buffer
     old = PyByteArray_GET_SIZE(buf)
     if _lx_bytearray_resize(buf, old + size) < 0:
