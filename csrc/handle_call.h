@@ -1,37 +1,32 @@
-/* handle_call.h -- run a handle's callback with its argument tuple.
+/* handle_call.h -- run a handle's callback on its arguments.
  *
  * Why not PyObject_Call(callback, args): that goes through tp_call, which for
  * a Python function unpacks the tuple back into a vector, and wraps the call
- * in a second recursion check.  The tuple's items already are the vector a
- * vectorcall takes, so the callback is called on them directly: one callback
- * per handle makes this the loop's hottest call.
+ * in a second recursion check.  A handle keeps up to two arguments in its own
+ * fields (no tuple at all), more in a tuple whose items already are a vector;
+ * either way the callback is vectorcalled on them directly: one callback per
+ * handle makes this the loop's hottest call.
  */
 #ifndef LOOPX_HANDLE_CALL_H
 #define LOOPX_HANDLE_CALL_H
 
 #include <Python.h>
 
-/* callback(*args), args a tuple or None (no arguments); a new reference, or
- * NULL with an exception set. */
-static inline PyObject *lx_call_with_args(PyObject *callback, PyObject *args)
-{
-    if (args == Py_None)
-        return PyObject_CallNoArgs(callback);
-    return PyObject_Vectorcall(callback, &PyTuple_GET_ITEM(args, 0),
-                               (size_t)PyTuple_GET_SIZE(args), NULL);
-}
-
-/* What a handle does when it runs: enter ctx, callback(*args), exit ctx.
- * 0, or -1 with the exception set: the callback's, or the RuntimeError of
- * entering a context entered elsewhere (as context.run raises).  In C rather
- * than as Cython try/finally: that saves and restores the thread's exception
- * state around every callback, while only a failing one needs it. */
-static inline int lx_run_in_context(PyObject *ctx, PyObject *callback, PyObject *args)
+/* What a handle does when it runs: enter ctx, callback(*argv), exit ctx.
+ * nargsf as PyObject_Vectorcall takes it; the caller keeps every item of
+ * argv alive for the call (a callback may cancel its own handle, which drops
+ * the handle's references).  0, or -1 with the exception set: the callback's,
+ * or the RuntimeError of entering a context entered elsewhere (as
+ * context.run raises).  In C rather than as Cython try/finally: that saves
+ * and restores the thread's exception state around every callback, while
+ * only a failing one needs it. */
+static inline int lx_run_in_context(PyObject *ctx, PyObject *callback,
+                                    PyObject *const *argv, size_t nargsf)
 {
     PyObject *res;
     if (PyContext_Enter(ctx) < 0)
         return -1;
-    res = lx_call_with_args(callback, args);
+    res = PyObject_Vectorcall(callback, argv, nargsf, NULL);
     if (res != NULL) {
         Py_DECREF(res);
         return PyContext_Exit(ctx);
@@ -58,6 +53,23 @@ static inline int lx_run_in_context(PyObject *ctx, PyObject *callback, PyObject 
 #endif
     }
     return -1;
+}
+
+/* A tuple's items as a vector (for an empty tuple, a pointer not to read). */
+#define lx_tuple_items(t) (((PyTupleObject *)(t))->ob_item)
+
+/* A new tuple of the n objects at v (new references). */
+static inline PyObject *lx_tuple_from_vector(PyObject *const *v, Py_ssize_t n)
+{
+    Py_ssize_t i;
+    PyObject *t = PyTuple_New(n);
+    if (t == NULL)
+        return NULL;
+    for (i = 0; i < n; i++) {
+        Py_INCREF(v[i]);
+        PyTuple_SET_ITEM(t, i, v[i]);
+    }
+    return t;
 }
 
 /* For Cython: -1, declared "except -1", turns the exception already set into

@@ -10,8 +10,26 @@ cdef extern from "owned.h":
 
 
 cdef extern from "handle_call.h":
-    int lx_run_in_context(object ctx, object callback, object args)
+    int lx_run_in_context(object ctx, object callback, PyObject **argv, size_t nargsf)
+    size_t PY_VECTORCALL_ARGUMENTS_OFFSET
+    PyObject **lx_tuple_items(tuple t)
+    tuple lx_tuple_from_vector(PyObject **v, Py_ssize_t n)
     int lx_raise_pending() except -1
+
+
+cdef extern from "sched_call.h":
+    ctypedef struct PyMethodDef:
+        pass
+    ctypedef struct lx_sched_args:
+        PyObject *pos[2]
+        PyObject *context
+        PyObject **rest
+        Py_ssize_t nrest
+    int lx_parse_sched_call(const char *fname, const char **names, Py_ssize_t npos,
+                            PyObject **args, Py_ssize_t nargs, PyObject *kwnames,
+                            lx_sched_args *out) except -1
+    int lx_type_set_fastcall_method(PyTypeObject *t, PyMethodDef *d, const char *name,
+                                    void *fn, const char *doc) except -1
 
 
 cdef extern from "handle_freelist.h":
@@ -75,7 +93,13 @@ cdef extern from "poller.h" nogil:
 cdef class Handle:
     cdef:
         object _callback
-        tuple _args           # a non-empty tuple, or None for no arguments
+        # The arguments: up to two are kept in the handle itself, so the
+        # usual call_soon(cb, arg) allocates no tuple (one less GC object per
+        # future callback, task wake-up and asyncio.sleep); more go in _args.
+        Py_ssize_t _nargs
+        object _arg0
+        object _arg1
+        tuple _args           # all of them when _nargs > 2, else None
         object _context
         Loop _loop
         bint _cancelled
@@ -84,6 +108,8 @@ cdef class Handle:
         object __weakref__
 
     cdef void _cancel(self)
+    cdef tuple _args_tuple(self)
+    cdef str _format_callback(self)
     cdef int _run(self) except -1
     cdef int _callback_failed(self) except -1
     cdef _report_exception(self, exc)
@@ -171,7 +197,9 @@ cdef class Loop:
     cdef _check_same_process(self)
     cdef _check_callback(self, callback, str method)
     cdef Handle _call_soon(self, callback, tuple args, context)
-    cdef TimerHandle _call_at(self, double when, callback, tuple args, context)
+    cdef Handle _call_soon_vec(self, callback, PyObject **argv, Py_ssize_t nargs, context)
+    cdef TimerHandle _call_at(self, double when, callback, PyObject **argv, Py_ssize_t nargs,
+                              context)
     cdef int _run_once(self) except -1
     cdef int _poll(self, int64_t timeout_ns) except -1
     cdef int _run_handle_debug(self, Handle h) except -1
@@ -181,7 +209,7 @@ cdef class Loop:
     cdef _child_exit_seen(self, int pid)
     cdef int _fd_grow(self, int fd) except -1
     cdef int _fd_set_interest(self, int fd, uint32_t events) except -1
-    cdef Handle _add_watch(self, object fileobj, bint writer, callback, args)
+    cdef Handle _add_watch(self, object fileobj, bint writer, callback, tuple args)
     cdef int _add_native_reader(self, int fd, NativeReader r, bint in_context) except -1
     cdef int _run_native_reader(self, NativeReader r) except -1
     cdef bint _remove_watch(self, object fileobj, bint writer) except -1

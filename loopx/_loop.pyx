@@ -26,11 +26,10 @@ import asyncio
 import collections
 import concurrent.futures
 import errno as errno_mod
-import functools
 import gc
+import inspect
 import io
 import os
-import reprlib
 import signal
 import socket
 import sys
@@ -39,7 +38,7 @@ import traceback
 import warnings
 import weakref
 
-from asyncio import coroutines, events, futures, tasks
+from asyncio import coroutines, events, format_helpers, futures, tasks
 from asyncio.log import logger
 
 
@@ -279,60 +278,33 @@ cdef class Loop:
         """Return the loop's time: CLOCK_MONOTONIC, like time.monotonic()."""
         return _now()
 
-    def call_soon(self, callback, *args, context=None):
-        """Run callback(*args) in the next iteration of the loop."""
-        if self._closed:
-            self._check_closed()
-        if self._debug:
-            self._check_thread()
-        self._check_callback(callback, "call_soon")
-        return self._call_soon(callback, args, context)
+    # call_soon, call_later and call_at are METH_FASTCALL functions set on
+    # the type below the class (_call_soon_method, ...): see sched_call.h.
 
     cdef Handle _call_soon(self, callback, tuple args, context):
+        """call_soon for arguments in a tuple, or None for none."""
+        if args is None:
+            return self._call_soon_vec(callback, NULL, 0, context)
+        return self._call_soon_vec(callback, lx_tuple_items(args), len(args), context)
+
+    cdef Handle _call_soon_vec(self, callback, PyObject **argv, Py_ssize_t nargs, context):
         # Checked here, not only in call_soon(): transports schedule through
         # this too, and a closed loop has no queue left to push to.
         if self._closed:
             self._check_closed()
         if context is None:
             context = PyContext_CopyCurrent()
-        cdef Handle h = new_handle(self, callback, args, context)
+        cdef Handle h = new_handle(self, callback, argv, nargs, context)
         lx_rq_push(&self._ready, <PyObject *>h)   # born untracked: the queue owns it (owned.h)
         return h
 
-    def call_later(self, delay, callback, *args, context=None):
-        """Run callback(*args) after delay seconds (a TimerHandle)."""
-        if delay is None:
-            raise TypeError("delay must not be None")
-        cdef double d = delay
-        if d != d:
-            raise ValueError("delay must not be NaN")
-        if self._closed:
-            self._check_closed()
-        if self._debug:
-            self._check_thread()
-        self._check_callback(callback, "call_later")
-        return self._call_at(_now() + d, callback, args, context)
-
-    def call_at(self, when, callback, *args, context=None):
-        """Run callback(*args) at loop time `when` (a TimerHandle)."""
-        if when is None:
-            raise TypeError("when cannot be None")
-        cdef double w = when
-        if w != w:
-            raise ValueError("when must not be NaN")
-        if self._closed:
-            self._check_closed()
-        if self._debug:
-            self._check_thread()
-        self._check_callback(callback, "call_at")
-        return self._call_at(w, callback, args, context)
-
-    cdef TimerHandle _call_at(self, double when, callback, tuple args, context):
+    cdef TimerHandle _call_at(self, double when, callback, PyObject **argv, Py_ssize_t nargs,
+                              context):
         if self._closed:
             self._check_closed()
         if context is None:
             context = PyContext_CopyCurrent()
-        cdef TimerHandle h = new_timer_handle(self, when, callback, args, context)
+        cdef TimerHandle h = new_timer_handle(self, when, callback, argv, nargs, context)
         lx_th_push(&self._timers, when, <PyObject *>h)   # born untracked: the heap owns it (owned.h)
         h._scheduled = True
         return h
@@ -700,7 +672,7 @@ cdef class Loop:
             w.events = events
         return 0
 
-    cdef Handle _add_watch(self, object fileobj, bint writer, callback, args):
+    cdef Handle _add_watch(self, object fileobj, bint writer, callback, tuple args):
         cdef int fd = _fileobj_to_fd(fileobj)
         cdef PyObject *old
         self._check_closed()
@@ -709,7 +681,7 @@ cdef class Loop:
         # Allocate before taking a pointer into the fd table: an allocation
         # can run the garbage collector, whose finalizers may add watches and
         # move the table.
-        cdef Handle h = new_handle(self, callback, args, PyContext_CopyCurrent())
+        cdef Handle h = new_handle_from_tuple(self, callback, args, PyContext_CopyCurrent())
         lx_owned_share(<PyObject *>h)   # the fd table is not private (owned.h)
         self._fd_grow(fd)
         cdef FdWatch *w = &self._fds[fd]
@@ -1065,6 +1037,79 @@ cdef class Loop:
 
     def _make_write_pipe_transport(self, pipe, protocol, waiter=None, extra=None):
         return _new_write_pipe_transport(self, pipe, protocol, waiter, extra)
+
+
+# call_soon, call_later and call_at: asyncio's signatures, parsed from the
+# caller's argument vector so that no *args tuple is made (sched_call.h).
+cdef const char *_CALL_SOON_PARAMS[1]
+_CALL_SOON_PARAMS[0] = "callback"
+cdef const char *_CALL_LATER_PARAMS[2]
+_CALL_LATER_PARAMS[0] = "delay"
+_CALL_LATER_PARAMS[1] = "callback"
+cdef const char *_CALL_AT_PARAMS[2]
+_CALL_AT_PARAMS[0] = "when"
+_CALL_AT_PARAMS[1] = "callback"
+
+
+cdef object _call_soon_method(object self, PyObject **args, Py_ssize_t nargs, PyObject *kwnames):
+    cdef lx_sched_args a
+    lx_parse_sched_call("call_soon", _CALL_SOON_PARAMS, 1, args, nargs, kwnames, &a)
+    cdef Loop loop = <Loop>self   # the method descriptor checked the type
+    callback = <object>a.pos[0]
+    if loop._closed:
+        loop._check_closed()
+    if loop._debug:
+        loop._check_thread()
+    loop._check_callback(callback, "call_soon")
+    return loop._call_soon_vec(callback, a.rest, a.nrest,
+                               None if a.context == NULL else <object>a.context)
+
+
+cdef object _call_later_method(object self, PyObject **args, Py_ssize_t nargs, PyObject *kwnames):
+    cdef lx_sched_args a
+    lx_parse_sched_call("call_later", _CALL_LATER_PARAMS, 2, args, nargs, kwnames, &a)
+    return _schedule_timer(<Loop>self, &a, True)
+
+
+cdef object _call_at_method(object self, PyObject **args, Py_ssize_t nargs, PyObject *kwnames):
+    cdef lx_sched_args a
+    lx_parse_sched_call("call_at", _CALL_AT_PARAMS, 2, args, nargs, kwnames, &a)
+    return _schedule_timer(<Loop>self, &a, False)
+
+
+cdef TimerHandle _schedule_timer(Loop loop, lx_sched_args *a, bint relative):
+    """call_later (relative: a.pos[0] is a delay) or call_at (a loop time)."""
+    t = <object>a.pos[0]
+    callback = <object>a.pos[1]
+    if t is None:
+        raise TypeError("delay must not be None" if relative else "when cannot be None")
+    cdef double w = t
+    if w != w:
+        raise ValueError("delay must not be NaN" if relative else "when must not be NaN")
+    if loop._closed:
+        loop._check_closed()
+    if loop._debug:
+        loop._check_thread()
+    loop._check_callback(callback, "call_later" if relative else "call_at")
+    if relative:
+        w += _now()
+    return loop._call_at(w, callback, a.rest, a.nrest,
+                         None if a.context == NULL else <object>a.context)
+
+
+cdef PyMethodDef _sched_method_defs[3]
+lx_type_set_fastcall_method(
+    <PyTypeObject *>Loop, &_sched_method_defs[0], "call_soon", <void *>_call_soon_method,
+    "call_soon($self, callback, *args, context=None)\n--\n\n"
+    "Run callback(*args) in the next iteration of the loop.")
+lx_type_set_fastcall_method(
+    <PyTypeObject *>Loop, &_sched_method_defs[1], "call_later", <void *>_call_later_method,
+    "call_later($self, delay, callback, *args, context=None)\n--\n\n"
+    "Run callback(*args) after delay seconds (a TimerHandle).")
+lx_type_set_fastcall_method(
+    <PyTypeObject *>Loop, &_sched_method_defs[2], "call_at", <void *>_call_at_method,
+    "call_at($self, when, callback, *args, context=None)\n--\n\n"
+    "Run callback(*args) at loop time `when` (a TimerHandle).")
 
 
 # The garbage collector must see the handles the loop holds in C structures

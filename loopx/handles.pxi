@@ -48,7 +48,24 @@ cdef class Handle:
         # Drop references now: a cancelled handle may sit in a queue for a
         # while and must not keep its callback's objects alive.
         self._callback = None
+        self._nargs = 0
+        self._arg0 = None
+        self._arg1 = None
         self._args = None
+
+    cdef str _format_callback(self):
+        return _format_callback(self._callback, self._args_tuple(),
+                                self._loop is not None and self._loop._debug)
+
+    cdef tuple _args_tuple(self):
+        """The arguments as a tuple, None for none (reprs, errors, ==)."""
+        if self._nargs == 0:
+            return None
+        if self._nargs == 1:
+            return (self._arg0,)
+        if self._nargs == 2:
+            return (self._arg0, self._arg1)
+        return self._args
 
     @cython.wraparound(True)   # [-1] below (the module default is off)
     def _repr_info(self):
@@ -56,7 +73,7 @@ cdef class Handle:
         if self._cancelled:
             info.append("cancelled")
         if self._callback is not None:
-            info.append(_format_callback(self._callback, self._args or ()))
+            info.append(self._format_callback())
         elif self._repr is not None:
             return [self._repr]
         if self._source_traceback:
@@ -75,7 +92,25 @@ cdef class Handle:
         exception handler; raises only SystemExit and KeyboardInterrupt, which
         must stop the loop (asyncio's rule).
         """
-        if lx_run_in_context(self._context, self._callback, self._args) < 0:
+        # Locals own the callback and the arguments for the call: a callback
+        # may cancel its own handle, which drops the handle's references.
+        cdef object callback = self._callback
+        cdef object a0 = self._arg0, a1 = self._arg1
+        cdef tuple args
+        cdef PyObject *stack[3]
+        cdef int rc
+        if self._nargs <= 2:
+            # stack[0] is scratch space the callee may use (the OFFSET flag),
+            # which spares a bound method copying the vector to prepend self.
+            stack[1] = <PyObject *>a0
+            stack[2] = <PyObject *>a1
+            rc = lx_run_in_context(self._context, callback, &stack[1],
+                                   <size_t>self._nargs | PY_VECTORCALL_ARGUMENTS_OFFSET)
+        else:
+            args = self._args
+            rc = lx_run_in_context(self._context, callback, lx_tuple_items(args),
+                                   <size_t>len(args))
+        if rc < 0:
             self._callback_failed()
         return 0
 
@@ -92,7 +127,7 @@ cdef class Handle:
 
     cdef _report_exception(self, exc):
         context = {
-            "message": "Exception in callback " + _format_callback(self._callback, self._args or ()),
+            "message": "Exception in callback " + self._format_callback(),
             "exception": exc,
             "handle": self,
         }
@@ -139,7 +174,7 @@ cdef class TimerHandle(Handle):
     cdef bint _same_as(self, TimerHandle o):
         return (self is o) or (self._when == o._when
                                and self._callback == o._callback
-                               and self._args == o._args
+                               and self._args_tuple() == o._args_tuple()
                                and self._cancelled == o._cancelled)
 
     def _repr_info(self):
@@ -149,48 +184,62 @@ cdef class TimerHandle(Handle):
         return info
 
 
-cdef inline int _fill_handle(Handle h, Loop loop, object callback, tuple args,
-                             object context) except -1:
+cdef inline int _set_args(Handle h, PyObject **argv, Py_ssize_t n) except -1:
+    """Store the n arguments at argv (borrowed) in the handle."""
+    h._nargs = n
+    if n > 2:
+        h._args = lx_tuple_from_vector(argv, n)
+        lx_untrack_atomic_tuple(<PyObject *>h._args)
+    elif n > 0:
+        h._arg0 = <object>argv[0]
+        if n == 2:
+            h._arg1 = <object>argv[1]
+    return 0
+
+
+cdef inline int _fill_handle(Handle h, Loop loop, object callback, PyObject **argv,
+                             Py_ssize_t nargs, object context) except -1:
     h._loop = loop
     h._callback = callback
-    if args:
-        h._args = args
-        lx_untrack_atomic_tuple(<PyObject *>args)
+    _set_args(h, argv, nargs)
     h._context = context
     if loop._debug:
         h._traceback = _extract_stack()
     return 0
 
 
-cdef inline Handle new_handle(Loop loop, object callback, tuple args, object context):
+cdef inline Handle new_handle(Loop loop, object callback, PyObject **argv,
+                              Py_ssize_t nargs, object context):
     cdef Handle h = Handle.__new__(Handle)
-    _fill_handle(h, loop, callback, args, context)
+    _fill_handle(h, loop, callback, argv, nargs, context)
     return h
 
 
+cdef inline Handle new_handle_from_tuple(Loop loop, object callback, tuple args,
+                                         object context):
+    """new_handle for arguments in a tuple, or None for none."""
+    if args is None:
+        return new_handle(loop, callback, NULL, 0, context)
+    return new_handle(loop, callback, lx_tuple_items(args), len(args), context)
+
+
 cdef inline TimerHandle new_timer_handle(Loop loop, double when, object callback,
-                                         tuple args, object context):
+                                         PyObject **argv, Py_ssize_t nargs, object context):
     cdef TimerHandle h = TimerHandle.__new__(TimerHandle)
-    _fill_handle(h, loop, callback, args, context)
+    _fill_handle(h, loop, callback, argv, nargs, context)
     h._when = when
     return h
 
 
-def _format_callback(callback, args):
-    """'name(arg, ...) at file:line' for reprs and error messages."""
-    if isinstance(callback, functools.partial):
-        text = _format_callback(callback.func, None)
-        inner = [repr(a) for a in callback.args]
-        inner += [f"{k}={v!r}" for k, v in callback.keywords.items()]
-        text = f"functools.partial({text}, {', '.join(inner)})" if inner else f"functools.partial({text})"
-    else:
-        text = getattr(callback, "__qualname__", None) or getattr(callback, "__name__", None) or repr(callback)
-    if args is not None:
-        text += "(" + ", ".join(reprlib.repr(a) for a in args) + ")"
-    code = getattr(getattr(callback, "__func__", callback), "__code__", None)
-    if code is not None:
-        text += f" at {code.co_filename}:{code.co_firstlineno}"
-    return text
+# 'name(args) at file:line' for reprs and error messages: asyncio's own
+# formatter, so handles read exactly as asyncio's.  From 3.13 it shows the
+# arguments only in debug mode (they may hold secrets).
+if "debug" in inspect.signature(format_helpers._format_callback_source).parameters:
+    def _format_callback(callback, args, debug):
+        return format_helpers._format_callback_source(callback, args, debug=debug)
+else:
+    def _format_callback(callback, args, debug):
+        return format_helpers._format_callback_source(callback, args)
 
 
 def _extract_stack():

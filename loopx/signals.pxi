@@ -42,7 +42,7 @@ cdef _reset_wakeup_fd():
         logger.info("set_wakeup_fd(-1) failed: %s", exc)
 
 
-cdef _add_signal_handler(Loop loop, sig, callback, args):
+cdef _add_signal_handler(Loop loop, sig, callback, tuple args):
     if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
         raise TypeError("coroutines cannot be used with add_signal_handler()")
     _check_signal(sig)
@@ -54,7 +54,7 @@ cdef _add_signal_handler(Loop loop, sig, callback, args):
         signal.set_wakeup_fd(loop._sig_wsock.fileno())
     except (ValueError, OSError) as exc:
         raise RuntimeError(str(exc))
-    handle = new_handle(loop, callback, args, PyContext_CopyCurrent())
+    handle = new_handle_from_tuple(loop, callback, args, PyContext_CopyCurrent())
     lx_owned_share(<PyObject *>handle)   # kept in a dict, not privately (owned.h)
     loop._signal_handlers[sig] = handle
     try:

@@ -26,6 +26,133 @@ def test_call_soon_passes_positional_args(loop):
     assert seen == [(1, "two", None, (3,))]
 
 
+SCHEDULERS = {
+    "call_soon": lambda loop, cb, *args, **kw: loop.call_soon(cb, *args, **kw),
+    "call_later": lambda loop, cb, *args, **kw: loop.call_later(0, cb, *args, **kw),
+    "call_at": lambda loop, cb, *args, **kw: loop.call_at(loop.time(), cb, *args, **kw),
+}
+
+
+@pytest.mark.parametrize("nargs", [0, 1, 2, 3, 5])
+@pytest.mark.parametrize("method", sorted(SCHEDULERS))
+def test_every_scheduling_method_passes_any_number_of_arguments(loop, method, nargs):
+    """loopx keeps up to two arguments in the handle and more in a tuple:
+    both sides of that line, through each entry point."""
+    args = tuple(7000 + i for i in range(nargs))
+    seen = []
+    loop.set_debug(True)   # reprs show arguments in debug mode on every Python
+    handle = SCHEDULERS[method](loop, lambda *a: seen.append(a), *args)
+    assert "(" + ", ".join(map(str, args)) + ")" in repr(handle)
+    loop.call_later(0.01, loop.stop)
+    assert helpers.run_forever(loop)
+    assert seen == [args]
+
+
+def test_handle_repr_shows_arguments_as_this_python_does(loop):
+    """3.13 shows a callback's arguments only in debug mode (they may be
+    secrets); 3.11 and 3.12 always do."""
+    handle = loop.call_soon(print, "a-secret-argument")
+    reference = asyncio.Handle(print, ("a-secret-argument",), loop)
+    shown = "a-secret-argument" in repr(handle)
+    assert shown == ("a-secret-argument" in repr(reference))
+    loop.set_debug(True)
+    assert "a-secret-argument" in repr(handle)
+    helpers.run_once(loop)
+
+
+@pytest.mark.parametrize("method", sorted(SCHEDULERS))
+def test_scheduling_takes_the_callback_by_keyword(loop, method):
+    ran = []
+    if method == "call_soon":
+        loop.call_soon(callback=ran.append, context=contextvars.copy_context())
+    elif method == "call_later":
+        loop.call_later(delay=0, callback=lambda: ran.append(None))
+    else:
+        loop.call_at(when=loop.time(), callback=lambda: ran.append(None))
+    loop.call_later(0.01, loop.stop)
+    # call_soon(callback=ran.append) calls it with no argument: TypeError,
+    # which goes to the exception handler; the others run.
+    errors = []
+    loop.set_exception_handler(lambda loop, ctx: errors.append(ctx["exception"]))
+    assert helpers.run_forever(loop)
+    if method == "call_soon":
+        assert ran == [] and isinstance(errors[0], TypeError)
+    else:
+        assert ran == [None] and errors == []
+
+
+@pytest.mark.parametrize("call", [
+    lambda loop: loop.call_soon(print, callback=print),
+    lambda loop: loop.call_later(1, print, delay=2),
+    lambda loop: loop.call_at(1, print, callback=print),
+    lambda loop: loop.call_soon(print, contxt=None),
+    lambda loop: loop.call_later(callback=print),
+    lambda loop: loop.call_at(),
+], ids=["dup-callback", "dup-delay", "dup-at-callback", "unknown-kw", "no-delay", "nothing"])
+def test_scheduling_rejects_bad_arguments_with_type_error(loop, call):
+    with pytest.raises(TypeError):
+        call(loop)
+    helpers.run_once(loop)   # nothing was scheduled, nothing breaks
+
+
+def test_callback_cancelling_its_own_handle_keeps_its_arguments(loop):
+    """Cancelling drops the handle's references; the running call's own must
+    survive it (the arguments may have no other owner)."""
+    seen = []
+    handles = []
+
+    def callback(a, b):
+        handles[0].cancel()
+        seen.append((a.value, b.value))
+
+    p1, p2 = helpers.Payload(), helpers.Payload()
+    p1.value, p2.value = 1, 2
+    handles.append(loop.call_soon(callback, p1, p2))
+    del p1, p2
+    helpers.run_once(loop)
+    assert seen == [(1, 2)]
+
+
+def test_timer_handles_compare_by_deadline_callback_and_arguments(loop):
+    when = loop.time() + 3600
+    a = loop.call_at(when, print, 1, 2)
+    b = loop.call_at(when, print, 1, 2)
+    c = loop.call_at(when, print, 1, 3)
+    d = loop.call_at(when, print, 1, 2, 3)
+    assert a == b and a <= b and a >= b
+    assert a != c and a != d
+    for h in (a, b, c, d):
+        h.cancel()
+
+
+def test_a_subclass_overriding_call_soon_sees_the_loops_own_calls(loop):
+    """asyncio's C tasks and futures look call_soon up on the loop: an
+    override must see their calls, and super() must reach the fast one."""
+    calls = []
+
+    class Recording(type(loop)):
+        def call_soon(self, callback, *args, context=None):
+            calls.append(len(args))
+            return super().call_soon(callback, *args, context=context)
+
+    recording = Recording()
+    try:
+        async def main():
+            await asyncio.sleep(0)
+            return "done"
+        assert recording.run_until_complete(main()) == "done"
+    finally:
+        recording.close()
+    assert calls, "the override was not called"
+
+
+def test_scheduling_methods_have_asyncios_signatures(loop):
+    import inspect
+    assert str(inspect.signature(loop.call_soon)) == "(callback, *args, context=None)"
+    assert str(inspect.signature(loop.call_later)) == "(delay, callback, *args, context=None)"
+    assert str(inspect.signature(loop.call_at)) == "(when, callback, *args, context=None)"
+
+
 def test_call_soon_returns_a_handle(loop, impl):
     handle = loop.call_soon(lambda: None)
     if impl == "asyncio":
