@@ -5,6 +5,8 @@ import sys
 import weakref
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import helpers
 
@@ -93,6 +95,54 @@ def test_scheduling_rejects_bad_arguments_with_type_error(loop, call):
     with pytest.raises(TypeError):
         call(loop)
     helpers.run_once(loop)   # nothing was scheduled, nothing breaks
+
+
+def _schedule_outcome(loop, method, positional, keywords):
+    """What loop.<method>(*positional, **keywords) does: the TypeError's
+    class name, or the arguments the callback then receives."""
+    seen = []
+
+    def record(*args):
+        seen.append(tuple("CB" if a is record else a for a in args))
+
+    positional = [record if p == "CB" else p for p in positional]
+    keywords = {k: (record if v == "CB" else v) for k, v in keywords.items()}
+    try:
+        getattr(loop, method)(*positional, **keywords)
+    except TypeError:
+        return "TypeError"
+    loop.call_later(0.005, loop.stop)
+    loop.run_forever()
+    return seen
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    method=st.sampled_from(["call_soon", "call_later", "call_at"]),
+    positional=st.lists(st.sampled_from(["CB", 0, 1, "x", None]), max_size=5),
+    keywords=st.dictionaries(
+        st.sampled_from(["callback", "delay", "when", "context", "bogus"]),
+        st.sampled_from(["CB", 0, None]), max_size=3),
+)
+def test_property_scheduling_arguments_are_parsed_as_asyncio_does(method, positional, keywords):
+    """Any mix of positional and keyword arguments: loopx's own parser
+    (sched_call.h) raises TypeError exactly when asyncio's Python signature
+    does, and otherwise passes the callback the same arguments.  (In debug
+    mode, where asyncio too rejects a callback that is not callable.)"""
+    if keywords.get("context", None) is not None:
+        keywords["context"] = None   # only None or a Context is meaningful
+    outcomes = []
+    for impl in helpers.IMPLS:
+        loop = helpers.loop_factory(impl)()
+        loop.set_debug(True)
+        try:
+            outcome = _schedule_outcome(loop, method, positional, keywords)
+        except Exception as exc:   # a callback that is not callable, a bad delay
+            outcome = type(exc).__name__
+        finally:
+            loop.close()
+        outcomes.append(outcome)
+    assert outcomes[0] == outcomes[1], (positional, keywords)
 
 
 def test_callback_cancelling_its_own_handle_keeps_its_arguments(loop):
