@@ -17,7 +17,6 @@
 #define LOOPX_SCHED_CALL_H
 
 #include <Python.h>
-#include <string.h>
 
 #define LX_SCHED_MAX_POS 2
 
