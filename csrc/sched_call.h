@@ -22,7 +22,7 @@
 
 typedef struct {
     PyObject *pos[LX_SCHED_MAX_POS];  /* borrowed */
-    PyObject *context;                /* borrowed; NULL if not passed */
+    PyObject *context;                /* borrowed; None if not passed */
     PyObject **rest;                  /* the *args: the caller's vector (not to
                                          be written: const dropped for Cython) */
     Py_ssize_t nrest;
@@ -38,7 +38,7 @@ static inline int lx_parse_sched_call(const char *fname, const char *const *name
 {
     Py_ssize_t i, j, nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
 
-    out->context = NULL;
+    out->context = Py_None;
     for (j = 0; j < npos; j++)
         out->pos[j] = j < nargs ? args[j] : NULL;
     out->rest = (PyObject **)(args + (nargs > npos ? npos : nargs));

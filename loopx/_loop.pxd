@@ -109,7 +109,7 @@ cdef class Handle:
 
     cdef void _cancel(self)
     cdef tuple _args_tuple(self)
-    cdef str _format_callback(self)
+    cdef str _callback_repr(self)
     cdef int _run(self) except -1
     cdef int _callback_failed(self) except -1
     cdef _report_exception(self, exc)

@@ -1056,13 +1056,8 @@ cdef object _call_soon_method(object self, PyObject **args, Py_ssize_t nargs, Py
     lx_parse_sched_call("call_soon", _CALL_SOON_PARAMS, 1, args, nargs, kwnames, &a)
     cdef Loop loop = <Loop>self   # the method descriptor checked the type
     callback = <object>a.pos[0]
-    if loop._closed:
-        loop._check_closed()
-    if loop._debug:
-        loop._check_thread()
-    loop._check_callback(callback, "call_soon")
-    return loop._call_soon_vec(callback, a.rest, a.nrest,
-                               None if a.context == NULL else <object>a.context)
+    _check_schedulable(loop, callback, "call_soon")
+    return loop._call_soon_vec(callback, a.rest, a.nrest, <object>a.context)
 
 
 cdef object _call_later_method(object self, PyObject **args, Py_ssize_t nargs, PyObject *kwnames):
@@ -1086,15 +1081,20 @@ cdef TimerHandle _schedule_timer(Loop loop, lx_sched_args *a, bint relative):
     cdef double w = t
     if w != w:
         raise ValueError("delay must not be NaN" if relative else "when must not be NaN")
+    _check_schedulable(loop, callback, "call_later" if relative else "call_at")
+    if relative:
+        w += _now()
+    return loop._call_at(w, callback, a.rest, a.nrest, <object>a.context)
+
+
+cdef inline int _check_schedulable(Loop loop, callback, str method) except -1:
+    """What every scheduling method checks first (asyncio's order)."""
     if loop._closed:
         loop._check_closed()
     if loop._debug:
         loop._check_thread()
-    loop._check_callback(callback, "call_later" if relative else "call_at")
-    if relative:
-        w += _now()
-    return loop._call_at(w, callback, a.rest, a.nrest,
-                         None if a.context == NULL else <object>a.context)
+    loop._check_callback(callback, method)
+    return 0
 
 
 cdef PyMethodDef _sched_method_defs[3]

@@ -53,7 +53,7 @@ cdef class Handle:
         self._arg1 = None
         self._args = None
 
-    cdef str _format_callback(self):
+    cdef str _callback_repr(self):
         return _format_callback(self._callback, self._args_tuple(),
                                 self._loop is not None and self._loop._debug)
 
@@ -73,7 +73,7 @@ cdef class Handle:
         if self._cancelled:
             info.append("cancelled")
         if self._callback is not None:
-            info.append(self._format_callback())
+            info.append(self._callback_repr())
         elif self._repr is not None:
             return [self._repr]
         if self._source_traceback:
@@ -127,7 +127,7 @@ cdef class Handle:
 
     cdef _report_exception(self, exc):
         context = {
-            "message": "Exception in callback " + self._format_callback(),
+            "message": "Exception in callback " + self._callback_repr(),
             "exception": exc,
             "handle": self,
         }

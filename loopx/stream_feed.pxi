@@ -54,14 +54,19 @@ cdef bint _stream_feed_supported = (_SRP_DATA_RECEIVED is not None
                                     and _probe_stream_feed())
 
 
+cdef inline bint _stream_reader_unpatched():
+    """StreamReader's methods that feeding from C stands in for are still the
+    standard library's."""
+    return _SR.feed_data is _SR_FEED_DATA and _SR._wakeup_waiter is _SR_WAKEUP_WAITER
+
+
 cdef inline bint _feeds_stream_reader(protocol):
     """True if data for `protocol` may go through _feed_stream_reader
     (checked when the transport gets its protocol)."""
     return (_stream_feed_supported
             and type(protocol) is _SRP
             and _SRP.data_received is _SRP_DATA_RECEIVED
-            and _SR.feed_data is _SR_FEED_DATA
-            and _SR._wakeup_waiter is _SR_WAKEUP_WAITER)
+            and _stream_reader_unpatched())
 
 
 cdef object _feedable(reader):
@@ -203,8 +208,7 @@ cdef inline bint _feeds_subprocess_reader(protocol):
             and type(protocol) is _RSPP
             and _RSPP.data_received is _RSPP_DATA_RECEIVED
             and _SSP.pipe_data_received is _SSP_PIPE_DATA_RECEIVED
-            and _SR.feed_data is _SR_FEED_DATA
-            and _SR._wakeup_waiter is _SR_WAKEUP_WAITER)
+            and _stream_reader_unpatched())
 
 
 cdef object _subprocess_reader(pipe_protocol):
