@@ -12,6 +12,14 @@
 #     bytearray), and the queue is flushed with one sendmsg() of many buffers
 #     whenever the socket is writable.  High/low water marks drive
 #     pause_writing()/resume_writing().
+#   - corking: writes made while the protocol's own data_received() or
+#     buffer_updated() runs are queued, and go out in one sendmsg() as soon
+#     as it returns.  A protocol answering a batch of pipelined requests (or
+#     writing a header, then a body) costs one syscall instead of one per
+#     write.  Anything that looks at the queue (close, abort, write_eof,
+#     get_write_buffer_size, set_write_buffer_limits, passing the high-water
+#     mark) sends it first, so only the moment the kernel sees the bytes moves,
+#     and only to the end of that callback.
 #   - close() flushes the queue before connection_lost(); abort() does not.
 #     connection_lost() is called exactly once and the socket closed once.
 # TLS is asyncio's own SSLProtocol layered over this transport (it is a
@@ -75,6 +83,10 @@ cdef class SocketTransport(_FlowControlTransport):
         bint _eof                      # write_eof() called
         bint _paused                   # pause_reading() in effect
         bint _big_reads                # see _DIRECT_READ_THRESHOLD
+        bint _corked                   # the protocol's read callback is running
+        bint _cork_pending             # write() queued data while corked and
+                                       # has not tried to send it yet (so no
+                                       # write watch is set)
         Py_ssize_t _conn_lost
         object _buffer                 # deque of bytes waiting to be sent (made on
                                        # first use: an idle connection needs none)
@@ -207,11 +219,16 @@ cdef class SocketTransport(_FlowControlTransport):
     cdef Py_ssize_t _pending_size(self):
         return self._buffer_size
 
+    def get_write_buffer_size(self):
+        self._send_corked()   # report what asyncio would: what the kernel refused
+        return self._buffer_size
+
 
     def close(self):
         """Close after the queued data is sent; connection_lost(None) follows."""
         if self._closing:
             return
+        self._send_corked()
         self._closing = True
         self._loop._remove_watch(self._sock_fd, False)
         if not self._buffer_size:
@@ -281,6 +298,7 @@ cdef class SocketTransport(_FlowControlTransport):
                               _INTO_AVAILABLE if self._big_reads else _INTO_SCRATCH, &n)
         if not self._read_done(n):
             return
+        self._corked = True
         try:
             if self._feeds_stream:
                 _feed_stream_reader(self._protocol, data)
@@ -289,7 +307,10 @@ cdef class SocketTransport(_FlowControlTransport):
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
+            # _force_close() sends what was corked before it closes.
             self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+        finally:
+            self._uncork()
 
     cdef bint _read_done(self, ssize_t n) except -1:
         """Act on a read's outcome (n bytes, 0 at EOF, or -errno); True if
@@ -326,12 +347,16 @@ cdef class SocketTransport(_FlowControlTransport):
         if n == 0:
             self._on_eof()
             return
+        self._corked = True
         try:
             self._protocol.buffer_updated(n)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
+            # _force_close() sends what was corked before it closes.
             self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
+        finally:
+            self._uncork()
 
     cdef _on_eof(self):
         if self._loop._debug:
@@ -372,15 +397,18 @@ cdef class SocketTransport(_FlowControlTransport):
                 self._conn_lost += 1
                 return
             if not self._buffer_size:
-                n = send(self._sock_fd, view.buf, <size_t>view.len, MSG_NOSIGNAL)
-                if n < 0:
-                    if not _would_block(errno):
-                        self._fatal_error(_os_error(errno), "Fatal write error on socket transport")
+                if self._corked:
+                    self._cork_pending = True   # queued whole (n = 0) below
+                else:
+                    n = send(self._sock_fd, view.buf, <size_t>view.len, MSG_NOSIGNAL)
+                    if n < 0:
+                        if not _would_block(errno):
+                            self._fatal_error(_os_error(errno), "Fatal write error on socket transport")
+                            return
+                        n = 0
+                    if n == view.len:
                         return
-                    n = 0
-                if n == view.len:
-                    return
-                self._loop._add_watch(self._sock_fd, True, self._write_ready, None)
+                    self._loop._add_watch(self._sock_fd, True, self._write_ready, None)
                 if self._buffer is None:
                     self._buffer = collections.deque()
                 if type(data) is bytes:
@@ -396,6 +424,30 @@ cdef class SocketTransport(_FlowControlTransport):
         finally:
             PyBuffer_Release(&view)
         self._maybe_pause_protocol()
+
+    cdef inline _uncork(self):
+        self._corked = False
+        if self._cork_pending:
+            self._send_corked()
+
+    cdef _send_corked(self):
+        """Try to send what write() queued while corked, as write() itself
+        would have; what the kernel does not take waits for writability."""
+        if not self._cork_pending:
+            return
+        self._cork_pending = False
+        if self._flush() < 0:
+            return  # fatal error: the transport is closing
+        if self._buffer_size:
+            self._loop._add_watch(self._sock_fd, True, self._write_ready, None)
+
+    cdef _maybe_pause_protocol(self):
+        # Corked data over the high-water mark (after a write, or a lower
+        # mark set) is sent first: pause_writing() is for data the kernel
+        # did not take, never for the cork.
+        if self._cork_pending and self._buffer_size > self._high_water:
+            self._send_corked()
+        _FlowControlTransport._maybe_pause_protocol(self)
 
     def writelines(self, list_of_data):
         """Write each buffer; they go out together in one sendmsg()."""
@@ -419,10 +471,9 @@ cdef class SocketTransport(_FlowControlTransport):
                 self._buffer.append(chunk)
                 self._buffer_size += len(chunk)
         if was_empty and self._buffer_size:
-            if self._flush() < 0:
-                return
-            if self._buffer_size:
-                self._loop._add_watch(self._sock_fd, True, self._write_ready, None)
+            self._cork_pending = True
+            if not self._corked:
+                self._send_corked()
         self._maybe_pause_protocol()
 
     cdef Py_ssize_t _flush(self) except -2:
@@ -488,6 +539,7 @@ cdef class SocketTransport(_FlowControlTransport):
         """Shut the write side down once the queue is flushed."""
         if self._closing or self._eof:
             return
+        self._send_corked()
         self._eof = True
         if not self._buffer_size:
             self._sock.shutdown(socket.SHUT_WR)
@@ -518,6 +570,9 @@ cdef class SocketTransport(_FlowControlTransport):
         self._force_close(exc)
 
     def _force_close(self, exc):
+        # What write() queued while corked would have been sent by now
+        # without the cork; send it (that may itself fail and close us).
+        self._send_corked()
         if self._conn_lost:
             return
         if self._buffer_size:

@@ -127,6 +127,14 @@ def run_forever(loop, timeout=SAFETY):
     return not tripped
 
 
+async def async_wait_until(predicate, timeout=SAFETY):
+    """Let the running loop run until predicate() holds (fails after timeout)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition never held"
+        await asyncio.sleep(0.005)
+
+
 def run_once(loop):
     """Run exactly one iteration: the callbacks ready now, and no later ones."""
     loop.call_soon(loop.stop)

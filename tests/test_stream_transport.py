@@ -14,14 +14,6 @@ import pytest
 import helpers
 
 
-async def async_wait_until(predicate, timeout=helpers.SAFETY):
-    """Let the loop run until predicate() holds (fails after timeout)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition never held"
-        await asyncio.sleep(0.005)
-
-
 def unused_tcp_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -216,7 +208,7 @@ def test_flow_control_pauses_and_resumes_writing(loop):
         payload = helpers.pattern_bytes(16_000_000, seed=1)
         transport.write(payload)
         assert proto.paused == 1
-        await async_wait_until(lambda: len(proto.data) == len(payload))
+        await helpers.async_wait_until(lambda: len(proto.data) == len(payload))
         assert proto.resumed == 1
         assert bytes(proto.data) == payload
         await close_connection(server, transport, proto)
@@ -486,7 +478,7 @@ def test_sendfile_over_a_transport(loop, tmp_path):
             assert sent == 2_000_000
             assert f.tell() == 2_001_000
         transport.write(b"tail")
-        await async_wait_until(lambda: len(proto.data) == 2_000_004)
+        await helpers.async_wait_until(lambda: len(proto.data) == 2_000_004)
         assert bytes(proto.data) == data[1000:2_001_000] + b"tail"
         await close_connection(server, transport, proto)
     helpers.run(loop, main())
@@ -504,7 +496,7 @@ def test_sendfile_falls_back_for_objects_without_a_file_descriptor(loop):
         assert source.tell() == len(data)
         with pytest.raises(asyncio.SendfileNotAvailableError):
             await loop.sendfile(transport, io.BytesIO(data), fallback=False)
-        await async_wait_until(lambda: len(proto.data) == len(data) - 10)
+        await helpers.async_wait_until(lambda: len(proto.data) == len(data) - 10)
         assert bytes(proto.data) == data[10:]
         assert transport.get_protocol() is proto
         assert transport.is_reading()
