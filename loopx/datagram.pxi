@@ -82,6 +82,15 @@ cdef extern from "<netinet/in.h>" nogil:
     uint32_t ntohl(uint32_t)
 
 
+cdef extern from "dgram_batch.h" nogil:
+    ctypedef struct lx_dgram:
+        const void *buf
+        size_t len
+        const sockaddr *addr
+        socklen_t addrlen
+    int lx_send_datagrams(int fd, const lx_dgram *d, int n, int *err)
+
+
 cdef extern from "<arpa/inet.h>" nogil:
     int INET6_ADDRSTRLEN
     const char *inet_ntop(int af, const void *src, char *dst, socklen_t size)
@@ -159,8 +168,9 @@ cdef bint _tuple_to_sockaddr(int family, addr, sockaddr_storage *out, socklen_t 
     numeric: the caller then lets the socket module convert it, which is also
     where every invalid address gets its exact exception.
     """
-    cdef sockaddr_in *a4
-    cdef sockaddr_in6 *a6
+    cdef sockaddr_storage converted   # *out stays as it was until we succeed
+    cdef sockaddr_in *a4 = <sockaddr_in *>&converted
+    cdef sockaddr_in6 *a6 = <sockaddr_in6 *>&converted
     cdef Py_ssize_t n
     cdef bytes host
     if type(addr) is not tuple:
@@ -180,13 +190,13 @@ cdef bint _tuple_to_sockaddr(int family, addr, sockaddr_storage *out, socklen_t 
     if family == AF_INET:
         if n != 2:
             return False
-        memset(out, 0, sizeof(sockaddr_in))
-        a4 = <sockaddr_in *>out
+        memset(a4, 0, sizeof(sockaddr_in))
         # Same test as the socket module's setipaddr(): inet_pton first.
         if inet_pton(AF_INET, host, &a4.sin_addr) != 1:
             return False
         a4.sin_family = AF_INET
         a4.sin_port = htons(<unsigned short>port)
+        memcpy(out, a4, sizeof(sockaddr_in))
         outlen[0] = sizeof(sockaddr_in)
         return True
     if family == AF_INET6:
@@ -196,14 +206,14 @@ cdef bint _tuple_to_sockaddr(int family, addr, sockaddr_storage *out, socklen_t 
         scope_id = <object>PyTuple_GET_ITEM(addr, 3) if n > 3 else 0
         if not _is_exact_uint(flowinfo, 0xfffff) or not _is_exact_uint(scope_id, 0xffffffff):
             return False
-        memset(out, 0, sizeof(sockaddr_in6))
-        a6 = <sockaddr_in6 *>out
+        memset(a6, 0, sizeof(sockaddr_in6))
         if inet_pton(AF_INET6, host, &a6.sin6_addr) != 1:
             return False
         a6.sin6_family = AF_INET6
         a6.sin6_port = htons(<unsigned short>port)
         a6.sin6_flowinfo = htonl(<uint32_t>flowinfo)
         a6.sin6_scope_id = <uint32_t>scope_id
+        memcpy(out, a6, sizeof(sockaddr_in6))
         outlen[0] = sizeof(sockaddr_in6)
         return True
     return False
@@ -261,6 +271,16 @@ cdef class DatagramTransport(_FlowControlTransport):
         sockaddr_storage _dest_raw
         socklen_t _dest_rawlen
         object _dest_tuple
+        # The write cork (see _read_batch): datagrams sendto() took during a
+        # read batch, sent together when it ends.  Slots [0, _cork_count):
+        # the data as bytes, the address as given (for the queue, should the
+        # socket be full) and raw (unused on a connected socket).
+        bint _corked
+        int _cork_count
+        list _cork_data
+        list _cork_addrs
+        sockaddr_in6 _cork_raw[_DATAGRAM_READ_BATCH]
+        socklen_t _cork_rawlen[_DATAGRAM_READ_BATCH]
 
     def __init__(self, Loop loop not None, sock, protocol, address=None,
                  waiter=None, extra=None):
@@ -285,6 +305,8 @@ cdef class DatagramTransport(_FlowControlTransport):
                         and (self._family == AF_INET or self._family == AF_INET6))
         self._buffer = collections.deque()
         self._peer_cache_tuple = [None] * _PEER_CACHE_SIZE
+        self._cork_data = []
+        self._cork_addrs = []
         self.max_size = _READ_SCRATCH_SIZE
         self._schedule(self._protocol.connection_made, (self,))
         # Start reading only once connection_made() has run.
@@ -316,6 +338,10 @@ cdef class DatagramTransport(_FlowControlTransport):
         return _DatagramTransportInterface
 
     cdef Py_ssize_t _pending_size(self):
+        return self._buffer_size
+
+    def get_write_buffer_size(self):
+        self._flush_cork()   # report what asyncio would: what the kernel refused
         return self._buffer_size
 
     # -- reading --
@@ -375,20 +401,33 @@ cdef class DatagramTransport(_FlowControlTransport):
         costs a recvfrom that fails when there is none (one client in
         ping-pong): after such a miss the next _DATAGRAM_PROBE_PAUSE wakeups
         read one datagram only.
+
+        The batch is a write cork: what the protocol sends with sendto()
+        meanwhile (its answers) goes out together when the batch ends, in one
+        sendmmsg() where the platform has it (csrc/dgram_batch.h).  Errors
+        still reach error_received(), a full socket still queues, and
+        anything that looks at the queue sends the cork first; only the
+        moment the kernel sees the datagrams moves, to the batch's end.
         """
         cdef int n
         cdef Loop loop = self._loop
-        for n in range(_DATAGRAM_READ_BATCH):
-            if not self._read_one():
-                if n == 1:
-                    self._probe_pause = _DATAGRAM_PROBE_PAUSE
-                return
-            if (self._conn_lost or self._closing or self._paused or not self._native
-                    or loop._ready.len or loop._stopping):
-                return
-            if n == 0 and self._probe_pause > 0:
-                self._probe_pause -= 1
-                return
+        self._corked = True
+        try:
+            for n in range(_DATAGRAM_READ_BATCH):
+                if not self._read_one():
+                    if n == 1:
+                        self._probe_pause = _DATAGRAM_PROBE_PAUSE
+                    return
+                if (self._conn_lost or self._closing or self._paused or not self._native
+                        or loop._ready.len or loop._stopping):
+                    return
+                if n == 0 and self._probe_pause > 0:
+                    self._probe_pause -= 1
+                    return
+        finally:
+            self._corked = False
+            if self._cork_count:
+                self._flush_cork()
 
     cdef bint _read_one(self) except -1:
         """One datagram to the protocol; False if there was none (or an
@@ -532,6 +571,12 @@ cdef class DatagramTransport(_FlowControlTransport):
                     # the socket module reports that in its own words below.
                     pass
                 else:
+                    if self._corked and salen <= sizeof(sockaddr_in6):
+                        try:
+                            self._cork_one(data, &view, addr, sa, salen)
+                        finally:
+                            PyBuffer_Release(&view)
+                        return True
                     try:
                         fd = self._sock.fileno()
                         while True:
@@ -550,6 +595,11 @@ cdef class DatagramTransport(_FlowControlTransport):
                             raise _os_error(err)
                     finally:
                         PyBuffer_Release(&view)
+        if self._cork_count:
+            # Keep the order of what this endpoint sends.
+            self._flush_cork()
+            if self._buffer:
+                return False
         try:
             if self._connected:
                 self._sock.send(data)
@@ -558,6 +608,69 @@ cdef class DatagramTransport(_FlowControlTransport):
         except (BlockingIOError, InterruptedError):
             return False
         return True
+
+    cdef int _cork_one(self, data, Py_buffer *view, addr, sockaddr *sa, socklen_t salen) except -1:
+        """Add a datagram to the cork (sent now if the cork is full)."""
+        cdef int i = self._cork_count
+        # bytes are immutable; anything else may change once sendto() returns.
+        self._cork_data.append(data if type(data) is bytes
+                               else PyBytes_FromStringAndSize(<char *>view.buf, view.len))
+        self._cork_addrs.append(addr)
+        if sa != NULL:
+            memcpy(&self._cork_raw[i], sa, salen)
+        self._cork_rawlen[i] = salen if sa != NULL else 0
+        self._cork_count = i + 1
+        if self._cork_count == _DATAGRAM_READ_BATCH:
+            self._flush_cork()
+        return 0
+
+    cdef int _flush_cork(self) except -1:
+        """Send the corked datagrams, as sendto() would have one by one:
+        an error goes to error_received() and costs that datagram only; a
+        full socket queues the rest for _sendto_ready."""
+        cdef lx_dgram d[_DATAGRAM_READ_BATCH]
+        cdef sockaddr_in6 raw[_DATAGRAM_READ_BATCH]
+        cdef int n = self._cork_count, i, err = 0, fd
+        if n == 0:
+            return 0
+        # Take the cork over first: error_received() below may send again.
+        datas = self._cork_data
+        addrs = self._cork_addrs
+        self._cork_data = []
+        self._cork_addrs = []
+        self._cork_count = 0
+        for i in range(n):
+            d[i].buf = PyBytes_AS_STRING(datas[i])
+            d[i].len = <size_t>PyBytes_GET_SIZE(datas[i])
+            if self._cork_rawlen[i]:
+                memcpy(&raw[i], &self._cork_raw[i], self._cork_rawlen[i])
+                d[i].addr = <sockaddr *>&raw[i]
+            else:
+                d[i].addr = NULL
+            d[i].addrlen = self._cork_rawlen[i]
+        if self._sock is None:
+            return 0   # closed under us: dropped, as sendto() after close drops
+        fd = self._sock.fileno()   # -1 once the user closed it: EBADF, as the socket module
+        i = 0
+        while i < n:
+            i += lx_send_datagrams(fd, &d[i], n - i, &err)
+            if i == n:
+                break
+            if err == EINTR:
+                PyErr_CheckSignals()
+                continue
+            if err == EAGAIN or err == EWOULDBLOCK:
+                if not self._buffer:
+                    self._loop._add_watch(self._sock_fd, True, self._sendto_ready, ())
+                while i < n:
+                    self._buffer.append((datas[i], addrs[i]))
+                    self._buffer_size += PyBytes_GET_SIZE(datas[i]) + _DATAGRAM_HEADER_SIZE
+                    i += 1
+                self._maybe_pause_protocol()
+                break
+            i += 1
+            self._protocol.error_received(_os_error(err))
+        return 0
 
     def _sendto_ready(self):
         """The socket is writable: send queued datagrams until it blocks."""
@@ -594,6 +707,7 @@ cdef class DatagramTransport(_FlowControlTransport):
         follows."""
         if self._closing:
             return
+        self._flush_cork()
         self._closing = True
         self._loop._remove_watch(self._sock_fd, False)
         if not self._buffer:
@@ -620,6 +734,8 @@ cdef class DatagramTransport(_FlowControlTransport):
         self._force_close(exc)
 
     cdef _force_close(self, exc):
+        # Corked datagrams would have been sent by now without the cork.
+        self._flush_cork()
         if self._conn_lost:
             return
         self._buffer.clear()

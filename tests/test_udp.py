@@ -167,6 +167,23 @@ def test_address_given_as_4_tuple_and_as_host_name(loop):
 
 
 @requires_ipv6
+def test_numeric_address_after_a_host_name_is_still_converted(loop):
+    # A host name is not converted natively; trying must not spoil the
+    # conversion loopx remembers for the numeric address sent before it.
+    async def main():
+        server = await endpoint(loop, local_addr=("127.0.0.1", 0))
+        port = server[0].get_extra_info("sockname")[1]
+        client = await endpoint(loop, local_addr=("127.0.0.1", 0))
+        for i, host in enumerate(["127.0.0.1", "localhost", "127.0.0.1", "localhost", "127.0.0.1"]):
+            client[0].sendto(b"%d" % i, (host, port))
+        await server[1].wait_for(lambda p: len(p.datagrams()) == 5)
+        assert sorted(d for d, _ in server[1].datagrams()) == [b"0", b"1", b"2", b"3", b"4"]
+        assert "error_received" not in client[1].names()
+        await close_all(server, client)
+
+    run(loop, main())
+
+
 def test_ipv6_address_with_flowinfo_and_scope_id(loop):
     async def main():
         server = await endpoint(loop, Echo, local_addr=("::1", 0))
@@ -846,5 +863,152 @@ def test_debug_mode_round_trip(loop):
         client[0].sendto(b"debug")
         await client[1].wait_for(lambda p: len(p.datagrams()) == 1)
         await close_all(server, client)
+
+    run(loop, main())
+
+
+# -- answers sent from datagram_received ------------------------------------------
+#
+# loopx corks a read batch: what datagram_received() sends goes out together
+# when the batch ends (datagram.pxi, _read_batch).  These tests hold both
+# loops to the same outcome: every answer arrives, in order, and errors,
+# close(), abort() and exceptions behave as if each sendto() had gone out
+# at once.
+
+
+class Answering(asyncio.DatagramProtocol):
+    """Runs script(transport, data, addr) for every datagram; records the
+    errors it is told about."""
+
+    def __init__(self, loop, script):
+        self.script = script
+        self.errors = []
+        self.seen = 0
+        self.lost = loop.create_future()
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        self.seen += 1
+        self.script(self.transport, data, addr)
+
+    def error_received(self, exc):
+        self.errors.append(exc)
+
+    def connection_lost(self, exc):
+        self.lost.set_result(exc)
+
+
+async def answer_burst(loop, script, datagrams, expect):
+    """Queue `datagrams` at a server running `script` (so that they are read
+    in one batch), then return (the first `expect` answers, the protocol)."""
+    transport, protocol = await loop.create_datagram_endpoint(
+        lambda: Answering(loop, script), local_addr=("127.0.0.1", 0))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.bind(("127.0.0.1", 0))
+        for data in datagrams:
+            client.sendto(data, transport.get_extra_info("sockname"))
+        client.setblocking(False)
+        answers = []
+        for _ in range(expect):
+            answers.append(await asyncio.wait_for(loop.sock_recv(client, 65536), helpers.SAFETY))
+    return answers, transport, protocol
+
+
+def test_answers_to_a_burst_arrive_in_order_with_errors_in_between(loop):
+    """Three answers per datagram (more than one batch holds), a datagram to
+    port 0 among them failing on its own: error_received() once per failing
+    datagram, every other answer delivered, in order; with every kind of
+    address, including a host name that takes the socket module's path."""
+    def script(transport, data, addr):
+        transport.sendto(data + b"-a", addr)
+        transport.sendto(bytearray(data + b"-b"), ("localhost", addr[1]))
+        if data == b"3":
+            transport.sendto(b"lost", ("127.0.0.1", 0))
+        transport.sendto(memoryview(data + b"-c"), (addr[0], addr[1]))
+
+    async def main():
+        sent = [b"%d" % i for i in range(10)]
+        answers, transport, protocol = await answer_burst(loop, script, sent, 30)
+        assert answers == [d + tag for d in sent for tag in (b"-a", b"-b", b"-c")]
+        assert len(protocol.errors) == 1 and isinstance(protocol.errors[0], OSError)
+        assert not transport.is_closing()
+        transport.close()
+        await protocol.lost
+
+    run(loop, main())
+
+
+@pytest.mark.parametrize("ending", ["close", "abort", "raise"])
+def test_answer_then_end_still_sends_the_answer(loop, ending):
+    """sendto() then close(), abort() or an exception in the same callback:
+    the answer was sent (asyncio sent it at once), then the transport closes
+    (or, after an exception, carries on with the handler told)."""
+    errors = collect_errors(loop)
+
+    def script(transport, data, addr):
+        transport.sendto(b"answer to " + data, addr)
+        if ending == "raise":
+            raise ZeroDivisionError("protocol bug")
+        getattr(transport, ending)()
+
+    async def main():
+        answers, transport, protocol = await answer_burst(loop, script, [b"q"], 1)
+        assert answers == [b"answer to q"]
+        if ending == "raise":
+            assert not transport.is_closing()
+            transport.close()
+        assert await protocol.lost is None
+
+    run(loop, main())
+    assert [type(e.get("exception")) for e in errors] == ([ZeroDivisionError] if ending == "raise" else [])
+
+
+def test_write_buffer_size_in_datagram_received_is_zero_once_sent(loop):
+    sizes = []
+
+    def script(transport, data, addr):
+        transport.sendto(data, addr)
+        sizes.append(transport.get_write_buffer_size())
+
+    async def main():
+        answers, transport, protocol = await answer_burst(loop, script, [b"1", b"2", b"3"], 3)
+        assert answers == [b"1", b"2", b"3"]
+        assert sizes == [0, 0, 0]
+        transport.close()
+        await protocol.lost
+
+    run(loop, main())
+
+
+@helpers.only("loopx")
+def test_answers_leave_together_when_the_batch_ends(loop):
+    """The cork itself (loopx only; asyncio sends at once): while the batch
+    runs, the client has received nothing, and afterwards every answer."""
+    seen_during = []
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    def script(transport, data, addr):
+        transport.sendto(data, addr)
+        try:
+            seen_during.append(client.recv(100))
+        except BlockingIOError:
+            seen_during.append(None)
+
+    async def main():
+        transport, protocol = await loop.create_datagram_endpoint(
+            lambda: Answering(loop, script), local_addr=("127.0.0.1", 0))
+        with client:
+            client.bind(("127.0.0.1", 0))
+            for i in range(5):
+                client.sendto(b"%d" % i, transport.get_extra_info("sockname"))
+            client.setblocking(False)
+            answers = [await asyncio.wait_for(loop.sock_recv(client, 100), helpers.SAFETY)
+                       for _ in range(5)]
+        assert answers == [b"%d" % i for i in range(5)]
+        assert seen_during == [None] * 5
+        transport.close()
+        await protocol.lost
 
     run(loop, main())
