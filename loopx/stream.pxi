@@ -87,6 +87,8 @@ cdef class SocketTransport(_FlowControlTransport):
         bint _cork_pending             # write() queued data while corked and
                                        # has not tried to send it yet (so no
                                        # write watch is set)
+        object _corked_data            # ... when that is one write's bytes,
+                                       # kept here rather than in _buffer
         Py_ssize_t _conn_lost
         object _buffer                 # deque of bytes waiting to be sent (made on
                                        # first use: an idle connection needs none)
@@ -379,7 +381,6 @@ cdef class SocketTransport(_FlowControlTransport):
     def write(self, data):
         """Send data, queueing what the socket does not take at once."""
         cdef Py_buffer view
-        cdef ssize_t n = 0
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data argument must be a bytes-like object, "
                             f"not {type(data).__name__!r}")
@@ -398,32 +399,54 @@ cdef class SocketTransport(_FlowControlTransport):
                 return
             if not self._buffer_size:
                 if self._corked:
-                    self._cork_pending = True   # queued whole (n = 0) below
+                    # The first write of the callback waits, on its own: an
+                    # answer in one write needs no queue (no deque per idle
+                    # connection that once answered).
+                    self._corked_data = (data if type(data) is bytes
+                                         else PyBytes_FromStringAndSize(<char *>view.buf, view.len))
+                    self._buffer_size = view.len
+                    self._cork_pending = True
                 else:
-                    n = send(self._sock_fd, view.buf, <size_t>view.len, MSG_NOSIGNAL)
-                    if n < 0:
-                        if not _would_block(errno):
-                            self._fatal_error(_os_error(errno), "Fatal write error on socket transport")
-                            return
-                        n = 0
-                    if n == view.len:
-                        return
-                    self._loop._add_watch(self._sock_fd, True, self._write_ready, None)
-                if self._buffer is None:
-                    self._buffer = collections.deque()
-                if type(data) is bytes:
-                    # Immutable: queue it as is and remember where we are.
-                    self._buffer.append(data)
-                    self._buffer_offset = n
-                else:
-                    self._buffer.append(PyBytes_FromStringAndSize(<char *>view.buf + n, view.len - n))
+                    self._send_or_queue(data, <char *>view.buf, view.len)
             else:
+                self._queue_corked_data()
                 self._buffer.append(data if type(data) is bytes
                                     else PyBytes_FromStringAndSize(<char *>view.buf, view.len))
-            self._buffer_size += view.len - n
+                self._buffer_size += view.len
         finally:
             PyBuffer_Release(&view)
         self._maybe_pause_protocol()
+
+    cdef int _send_or_queue(self, data, char *buf, Py_ssize_t size) except -1:
+        """With nothing queued: send at once, and queue what the kernel
+        does not take (data's bytes are buf[:size])."""
+        cdef ssize_t n = send(self._sock_fd, buf, <size_t>size, MSG_NOSIGNAL)
+        if n < 0:
+            if not _would_block(errno):
+                self._fatal_error(_os_error(errno), "Fatal write error on socket transport")
+                return 0
+            n = 0
+        if n == size:
+            return 0
+        self._loop._add_watch(self._sock_fd, True, self._write_ready, None)
+        if self._buffer is None:
+            self._buffer = collections.deque()
+        if type(data) is bytes:
+            # Immutable: queue it as is and remember where we are.
+            self._buffer.append(data)
+            self._buffer_offset = n
+        else:
+            self._buffer.append(PyBytes_FromStringAndSize(buf + n, size - n))
+        self._buffer_size += size - n
+        return 0
+
+    cdef inline _queue_corked_data(self):
+        """A second write while corked: the first joins the queue."""
+        if self._corked_data is not None:
+            if self._buffer is None:
+                self._buffer = collections.deque()
+            self._buffer.append(self._corked_data)
+            self._corked_data = None
 
     cdef inline _uncork(self):
         self._corked = False
@@ -436,6 +459,13 @@ cdef class SocketTransport(_FlowControlTransport):
         if not self._cork_pending:
             return
         self._cork_pending = False
+        data = self._corked_data
+        if data is not None:
+            # One write: sent as an uncorked write() would have sent it.
+            self._corked_data = None
+            self._buffer_size = 0
+            self._send_or_queue(data, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+            return
         if self._flush() < 0:
             return  # fatal error: the transport is closing
         if self._buffer_size:
@@ -460,6 +490,7 @@ cdef class SocketTransport(_FlowControlTransport):
             for data in list_of_data:
                 self.write(data)
             return
+        self._queue_corked_data()
         if self._buffer is None:
             self._buffer = collections.deque()
         for data in list_of_data:

@@ -211,15 +211,20 @@ def test_buffer_size_and_limits_in_the_read_callback_are_asyncios(loop):
     helpers.run(loop, main())
 
 
-def test_a_big_write_in_the_read_callback_pauses_once_and_resumes(loop):
+@pytest.mark.parametrize("writes", [1, 2])
+def test_a_big_write_in_the_read_callback_pauses_once_and_resumes(loop, writes):
     """What the kernel cannot take is buffered and pauses the protocol, as
-    in asyncio; once the peer reads, writing resumes and every byte arrives."""
+    in asyncio; once the peer reads, writing resumes and every byte arrives.
+    (One write is held on its own, two in the queue: both paths.)"""
     payload = helpers.pattern_bytes(4_000_000, seed=7)
 
     async def main():
         def script(transport):
-            transport.write(payload[:1000])
-            transport.write(payload[1000:])
+            if writes == 1:
+                transport.write(payload)
+            else:
+                transport.write(payload[:1000])
+                transport.write(payload[1000:])
 
         transport, proto, peer = await scripted_connection(loop, script)
         with peer:
