@@ -340,10 +340,6 @@ cdef class DatagramTransport(_FlowControlTransport):
     cdef Py_ssize_t _pending_size(self):
         return self._buffer_size
 
-    def get_write_buffer_size(self):
-        self._flush_cork()   # report what asyncio would: what the kernel refused
-        return self._buffer_size
-
     # -- reading --
 
     def _start_reading(self):
@@ -427,7 +423,7 @@ cdef class DatagramTransport(_FlowControlTransport):
         finally:
             self._corked = False
             if self._cork_count:
-                self._flush_cork()
+                self._send_corked()
 
     cdef bint _read_one(self) except -1:
         """One datagram to the protocol; False if there was none (or an
@@ -597,7 +593,7 @@ cdef class DatagramTransport(_FlowControlTransport):
                         PyBuffer_Release(&view)
         if self._cork_count:
             # Keep the order of what this endpoint sends.
-            self._flush_cork()
+            self._send_corked()
             if self._buffer:
                 return False
         try:
@@ -621,10 +617,10 @@ cdef class DatagramTransport(_FlowControlTransport):
         self._cork_rawlen[i] = salen if sa != NULL else 0
         self._cork_count = i + 1
         if self._cork_count == _DATAGRAM_READ_BATCH:
-            self._flush_cork()
+            self._send_corked()
         return 0
 
-    cdef int _flush_cork(self) except -1:
+    cdef int _send_corked(self) except -1:
         """Send the corked datagrams, as sendto() would have one by one:
         an error goes to error_received() and costs that datagram only; a
         full socket queues the rest for _sendto_ready."""
@@ -707,7 +703,7 @@ cdef class DatagramTransport(_FlowControlTransport):
         follows."""
         if self._closing:
             return
-        self._flush_cork()
+        self._send_corked()
         self._closing = True
         self._loop._remove_watch(self._sock_fd, False)
         if not self._buffer:
@@ -735,7 +731,7 @@ cdef class DatagramTransport(_FlowControlTransport):
 
     cdef _force_close(self, exc):
         # Corked datagrams would have been sent by now without the cork.
-        self._flush_cork()
+        self._send_corked()
         if self._conn_lost:
             return
         self._buffer.clear()

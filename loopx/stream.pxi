@@ -221,10 +221,6 @@ cdef class SocketTransport(_FlowControlTransport):
     cdef Py_ssize_t _pending_size(self):
         return self._buffer_size
 
-    def get_write_buffer_size(self):
-        self._send_corked()   # report what asyncio would: what the kernel refused
-        return self._buffer_size
-
 
     def close(self):
         """Close after the queued data is sent; connection_lost(None) follows."""
@@ -408,6 +404,8 @@ cdef class SocketTransport(_FlowControlTransport):
                     self._cork_pending = True
                 else:
                     self._send_or_queue(data, <char *>view.buf, view.len)
+                    if not self._buffer_size:
+                        return   # all sent (or a fatal error): nothing to pause for
             else:
                 self._queue_corked_data()
                 self._buffer.append(data if type(data) is bytes
@@ -453,23 +451,23 @@ cdef class SocketTransport(_FlowControlTransport):
         if self._cork_pending:
             self._send_corked()
 
-    cdef _send_corked(self):
+    cdef int _send_corked(self) except -1:
         """Try to send what write() queued while corked, as write() itself
         would have; what the kernel does not take waits for writability."""
         if not self._cork_pending:
-            return
+            return 0
         self._cork_pending = False
         data = self._corked_data
         if data is not None:
             # One write: sent as an uncorked write() would have sent it.
             self._corked_data = None
             self._buffer_size = 0
-            self._send_or_queue(data, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
-            return
+            return self._send_or_queue(data, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
         if self._flush() < 0:
-            return  # fatal error: the transport is closing
+            return 0  # fatal error: the transport is closing
         if self._buffer_size:
             self._loop._add_watch(self._sock_fd, True, self._write_ready, None)
+        return 0
 
     cdef _maybe_pause_protocol(self):
         # Corked data over the high-water mark (after a write, or a lower

@@ -178,7 +178,15 @@ cdef class _FlowControlTransport(_TransportBase):
         """The write buffer size; each transport overrides it."""
         return 0
 
+    cdef int _send_corked(self) except -1:
+        """Send what writes made during the protocol's read callback are
+        holding back (the socket transports' write cork; none elsewhere)."""
+        return 0
+
     def get_write_buffer_size(self):
+        # Held-back writes are sent first: the size is then what asyncio
+        # reports, the bytes the kernel refused.
+        self._send_corked()
         return self._pending_size()
 
     def get_write_buffer_limits(self):
