@@ -88,18 +88,22 @@ static void lx_poller_close(lx_poller *p)
     lx_poller_free_common(p);
 }
 
-static inline uint32_t lx_epoll_mask(unsigned int interest)
+static inline uint32_t lx_epoll_mask(unsigned int state)
 {
-    return ((interest & LX_READ) ? EPOLLIN : 0) | ((interest & LX_WRITE) ? EPOLLOUT : 0);
+    return ((state & LX_READ) ? EPOLLIN : 0) | ((state & LX_WRITE) ? EPOLLOUT : 0)
+           | ((state & LX_ONESHOT) ? EPOLLONESHOT : 0);
 }
 
-/* Change what fd is watched for from old to new (LX_READ|LX_WRITE bits). */
+/* Change fd's registration from state old to new (poller.h: interest bits
+ * and the one-shot states). */
 static int lx_poller_modify(lx_poller *p, int fd, unsigned int old, unsigned int new_)
 {
     struct epoll_event ev;
     int op, r;
     if (old == new_)
         return 0;
+    if (new_ == LX_DISARMED && (old & LX_DISARMED))
+        return 0;   /* park: the kernel entry is inert already */
     ev.events = lx_epoll_mask(new_);
     ev.data.u64 = 0;
     ev.data.fd = fd;
@@ -108,17 +112,23 @@ static int lx_poller_modify(lx_poller *p, int fd, unsigned int old, unsigned int
     if (r == 0)
         return 0;
     if (op == EPOLL_CTL_MOD && errno == ENOENT)
-        /* The fd was closed and its number reused: closing dropped the old
-         * registration, so register afresh. */
+        /* The fd was closed and its number reused (or a parked entry went
+         * with its file): closing dropped the old registration, so register
+         * afresh. */
         return epoll_ctl(p->fd, EPOLL_CTL_ADD, fd, &ev);
     if (op == EPOLL_CTL_ADD && errno == EEXIST)
         return epoll_ctl(p->fd, EPOLL_CTL_MOD, fd, &ev);
-    if ((new_ & ~old) == 0 && (errno == ENOENT || errno == EBADF))
+    if (op == EPOLL_CTL_DEL && (errno == ENOENT || errno == EBADF))
         /* Only dropping interest in an fd already closed: the kernel has
          * forgotten it, which is what we wanted. */
         return 0;
+    if (op == EPOLL_CTL_MOD && errno == EBADF
+            && ((new_ & ~old) & (LX_READ | LX_WRITE)) == 0 && !(old & LX_DISARMED))
+        return 0;   /* likewise, when only narrowing a live registration */
     return -1;
 }
+
+#define LX_POLLER_ONESHOT 1
 
 /* Wait up to timeout_ns (< 0: forever) and translate into p->events. */
 static int lx_poller_wait(lx_poller *p, int64_t timeout_ns)

@@ -216,6 +216,9 @@ static void lx_poller_wakeup_clear(lx_poller *p)
 /* Report LX_PROC_EXIT once when child pid exits.  ESRCH: it has already
  * exited (some kernels refuse to watch a zombie); the caller reaps it. */
 #define LX_POLLER_NAME "kqueue"
+/* No one-shot states here (poller.h): the loop keeps plain registrations.
+ * EV_DISPATCH could provide them if sock_recv loops on macOS need it. */
+#define LX_POLLER_ONESHOT 0
 #define LX_POLLER_WATCHES_PROC 1
 static int lx_poller_watch_exit(lx_poller *p, int pid)
 {

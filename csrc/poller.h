@@ -6,8 +6,9 @@
  * (Windows is completion-based, not readiness-based: see iocp.h.)
  *
  * The loop keeps its own fd table and only tells the poller what changed
- * (lx_poller_modify gets the old and the new interest), so each backend can
- * issue the fewest syscalls its kernel allows.  lx_poller_wait() translates
+ * (lx_poller_modify gets the old and the new state: interest bits, plus the
+ * one-shot bits below), so each backend can issue the fewest syscalls its
+ * kernel allows.  lx_poller_wait() translates
  * what the kernel reports into lx_event records in p->events: an fd with the
  * LX_READ/LX_WRITE bits of what it is ready for (errors and hang-ups set
  * both, as selectors do, so whoever watches the fd gets to see the error),
@@ -29,6 +30,19 @@
 #define LX_WRITE     2u
 #define LX_WAKEUP    4u   /* lx_poller_wakeup() was called; ident unused */
 #define LX_PROC_EXIT 8u   /* child ident exited (poll_kqueue.h only) */
+
+/* Registration states beside the interest bits, where the backend has
+ * LX_POLLER_ONESHOT (epoll).  A one-shot read (LX_READ | LX_ONESHOT, never
+ * with LX_WRITE) reports one event and then goes inert in the kernel; the
+ * loop marks it LX_DISARMED when it sees that event.  Dropping a disarmed
+ * registration keeps the inert kernel entry (state LX_DISARMED alone,
+ * "parked") instead of deleting it, so the next one-shot read of the fd
+ * costs one re-arm instead of an add and a delete.  This is what makes a
+ * loop of sock_recv() calls cheap.  An inert entry never reports anything,
+ * so it is harmless even when the fd is closed while a duplicate keeps the
+ * file open (a parked level-triggered entry would fire forever there). */
+#define LX_ONESHOT   16u
+#define LX_DISARMED  32u
 
 typedef struct {
     int ident;            /* fd, or pid for LX_PROC_EXIT */

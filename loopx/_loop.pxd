@@ -76,8 +76,8 @@ cdef extern from "poller.h" nogil:
         int wake_wfd
         lx_event *events
         int cap
-    unsigned int LX_READ, LX_WRITE, LX_WAKEUP, LX_PROC_EXIT
-    bint LX_POLLER_WATCHES_PROC
+    unsigned int LX_READ, LX_WRITE, LX_WAKEUP, LX_PROC_EXIT, LX_ONESHOT, LX_DISARMED
+    bint LX_POLLER_WATCHES_PROC, LX_POLLER_ONESHOT
     const char *LX_POLLER_NAME
     int lx_poller_open(lx_poller *p)
     void lx_poller_close(lx_poller *p)
@@ -134,8 +134,8 @@ cdef class NativeReader:
 
 cdef struct FdWatch:
     # One slot per fd, indexed by fd: the add_reader/add_writer handles
-    # (owned references or NULL) and the interest registered with the
-    # poller (LX_READ | LX_WRITE).
+    # (owned references or NULL) and the state registered with the poller
+    # (LX_READ | LX_WRITE, and the one-shot states of csrc/poller.h).
     PyObject *reader       # a Handle, or a NativeReader
     PyObject *writer       # a Handle
     # The transport using this fd (borrowed: the transport clears it when it
@@ -210,7 +210,8 @@ cdef class Loop:
     cdef int _fd_grow(self, int fd) except -1
     cdef int _fd_set_interest(self, int fd, uint32_t events) except -1
     cdef Handle _add_watch(self, object fileobj, bint writer, callback, tuple args)
-    cdef int _add_native_reader(self, int fd, NativeReader r, bint in_context) except -1
+    cdef int _add_native_reader(self, int fd, NativeReader r, bint in_context, bint oneshot) except -1
+    cdef int _fd_rearm(self, int fd) except -1
     cdef int _run_native_reader(self, NativeReader r) except -1
     cdef bint _remove_watch(self, object fileobj, bint writer) except -1
     cdef void _release_native(self) noexcept

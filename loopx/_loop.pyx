@@ -106,6 +106,10 @@ cdef class NativeReader:
         raise NotImplementedError
 
 
+# The interest bits of FdWatch.events, without the one-shot states.
+cdef uint32_t _INTEREST = LX_READ | LX_WRITE
+
+
 cdef inline bint _still_reads(Loop loop, int fd, NativeReader r):
     """Whether r is still fd's reader.  A NativeReader's event already queued
     when it stopped reading cannot be cancelled as a Handle's can, so each
@@ -619,6 +623,9 @@ cdef class Loop:
             # Index the table afresh for each use: _remove_watch can run
             # Python code (finalizers) that grows and moves the table.
             if ev & LX_READ and fd < self._fds_cap and self._fds[fd].reader != NULL:
+                if self._fds[fd].events & LX_ONESHOT:
+                    # The kernel disarmed the registration as it reported it.
+                    self._fds[fd].events |= LX_DISARMED
                 if _watch_cancelled(self._fds[fd].reader):
                     self._remove_watch(fd, False)
                 else:
@@ -664,7 +671,8 @@ cdef class Loop:
         return 0
 
     cdef int _fd_set_interest(self, int fd, uint32_t events) except -1:
-        """Tell the poller what we want of fd; only changes cost a syscall."""
+        """Tell the poller what we want of fd (the new FdWatch.events); only
+        changes cost a syscall."""
         cdef FdWatch *w = &self._fds[fd]
         if events != w.events:
             if lx_poller_modify(&self._poller, fd, w.events, events) < 0:
@@ -685,7 +693,8 @@ cdef class Loop:
         lx_owned_share(<PyObject *>h)   # the fd table is not private (owned.h)
         self._fd_grow(fd)
         cdef FdWatch *w = &self._fds[fd]
-        self._fd_set_interest(fd, w.events | (LX_WRITE if writer else LX_READ))
+        # Anything but a sole one-shot read is a plain registration.
+        self._fd_set_interest(fd, (w.events & _INTEREST) | (LX_WRITE if writer else LX_READ))
         w = &self._fds[fd]
         _lx_incref(<PyObject *>h)
         if writer:
@@ -701,16 +710,23 @@ cdef class Loop:
             _lx_decref(old)
         return h
 
-    cdef int _add_native_reader(self, int fd, NativeReader r, bint in_context) except -1:
+    cdef int _add_native_reader(self, int fd, NativeReader r, bint in_context,
+                                bint oneshot) except -1:
         """Watch fd for reading with r itself in place of a handle (see
         _still_reads).  With in_context, r's reads run in a copy of the
         current context, as an add_reader() handle's would; without, r runs
-        no user code and needs none."""
+        no user code and needs none.  A oneshot reader is for one wait: after
+        each event it must call _fd_rearm if it wants another, and removing
+        it after its event keeps the kernel entry parked (csrc/poller.h)."""
         cdef PyObject *old
+        cdef uint32_t events
         self._check_closed()
         self._check_same_process()
         self._fd_grow(fd)
-        self._fd_set_interest(fd, self._fds[fd].events | LX_READ)
+        events = (self._fds[fd].events & _INTEREST) | LX_READ
+        if oneshot and LX_POLLER_ONESHOT and events == LX_READ:
+            events |= LX_ONESHOT
+        self._fd_set_interest(fd, events)
         r._read_context = PyContext_CopyCurrent() if in_context else None
         cdef FdWatch *w = &self._fds[fd]
         _lx_incref(<PyObject *>r)
@@ -739,11 +755,23 @@ cdef class Loop:
         if old == NULL:
             return False
         try:
-            self._fd_set_interest(fd, w.events & ~(LX_WRITE if writer else LX_READ))
+            if w.events & LX_ONESHOT:
+                # The one-shot reader (there is no writer): park the entry if
+                # it has fired, else delete it.
+                self._fd_set_interest(fd, w.events & LX_DISARMED)
+            else:
+                self._fd_set_interest(fd, w.events & _INTEREST & ~(LX_WRITE if writer else LX_READ))
         finally:
             _watch_cancel(old)
             _lx_decref(old)
         return True
+
+    cdef int _fd_rearm(self, int fd) except -1:
+        """Re-arm fd's one-shot reader after an event that did not finish
+        its wait (a spurious wakeup)."""
+        if fd < self._fds_cap and self._fds[fd].events & (LX_ONESHOT | LX_DISARMED) == LX_ONESHOT | LX_DISARMED:
+            self._fd_set_interest(fd, self._fds[fd].events & ~LX_DISARMED)
+        return 0
 
     def _ensure_fd_no_transport(self, fd):
         # The fd table knows each stream transport's fd (FdWatch.transport):

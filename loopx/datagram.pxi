@@ -347,7 +347,7 @@ cdef class DatagramTransport(_FlowControlTransport):
         # or paused before this ran must not watch an fd it is giving up.
         if self._closing or self._paused:
             return
-        self._loop._add_native_reader(self._sock_fd, self, True)
+        self._loop._add_native_reader(self._sock_fd, self, True, False)
 
     cdef int _read_event(self) except -1:
         if _still_reads(self._loop, self._sock_fd, self):

@@ -128,7 +128,7 @@ cdef class ReadPipeTransport(_TransportBase):
     def _start_reading(self):
         if self._closing or self._paused:
             return
-        self._loop._add_native_reader(self._fileno, self, True)
+        self._loop._add_native_reader(self._fileno, self, True, False)
 
     cdef int _read_event(self) except -1:
         if _still_reads(self._loop, self._fileno, self):
@@ -220,7 +220,7 @@ cdef class ReadPipeTransport(_TransportBase):
         if self._closing or not self._paused:
             return
         self._paused = False
-        self._loop._add_native_reader(self._fileno, self, True)
+        self._loop._add_native_reader(self._fileno, self, True, False)
         if self._loop._debug:
             logger.debug("%r resumes reading", self)
 

@@ -89,10 +89,15 @@ cdef object _recv_now(int fd, Py_ssize_t n):
 @cython.final
 cdef class _RecvWaiter(NativeReader):
     """The fd's reader while a sock_recv waits: retries the recv natively on
-    each readiness (no handle, context copy or Python-level call per wait)."""
+    each readiness (no handle, context copy or Python-level call per wait).
+    It is a one-shot reader (Loop._add_native_reader), so a loop of
+    sock_recv calls re-arms one epoll entry instead of adding and deleting
+    one per message."""
+    cdef Loop loop
     cdef object fut
     cdef object sock
     cdef Py_ssize_t n
+    cdef int fd
 
     cdef int _read_event(self) except -1:
         if self.fut.done():
@@ -105,7 +110,12 @@ cdef class _RecvWaiter(NativeReader):
         except OSError as exc:
             self.fut.set_exception(exc)
             return 0
-        if data is not _PENDING:
+        if data is _PENDING:
+            # Woken for nothing (another reader of the socket was first):
+            # wait again, unless the fd is no longer ours to watch.
+            if _still_reads(self.loop, self.fd, self):
+                self.loop._fd_rearm(self.fd)
+        else:
             self.fut.set_result(data)
         return 0
 
@@ -130,7 +140,9 @@ async def _sock_recv(Loop loop, sock, n):
     waiter.fut = fut = loop.create_future()
     waiter.sock = sock
     waiter.n = n
-    loop._add_native_reader(fd, waiter, False)
+    waiter.loop = loop
+    waiter.fd = fd
+    loop._add_native_reader(fd, waiter, False, True)
     try:
         return await fut
     finally:

@@ -261,7 +261,7 @@ cdef class SocketTransport(_FlowControlTransport):
 
     def _start_reading(self):
         if self.is_reading():
-            self._loop._add_native_reader(self._sock_fd, self, True)
+            self._loop._add_native_reader(self._sock_fd, self, True, False)
 
     cdef int _read_event(self) except -1:
         if _still_reads(self._loop, self._sock_fd, self):

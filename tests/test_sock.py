@@ -2,6 +2,7 @@
 import asyncio
 import hashlib
 import io
+import select
 import socket
 import tempfile
 
@@ -371,6 +372,173 @@ def test_cancelled_sock_recv_removes_its_reader(loop):
             return await loop.sock_recv(b, 100)
 
         assert helpers.run(loop, main()) == b"after cancel"
+
+
+def test_two_waiters_woken_by_one_message_both_finish(loop):
+    """Two sock_recv calls wait on one socket through two fds (a dup): one
+    message wakes both, the first takes it, and the other -- woken for
+    nothing -- must go back to waiting (loopx: re-arm its one-shot watch)
+    and get the next message."""
+    import os
+
+    a, b = helpers.socketpair()
+    b2 = socket.socket(fileno=os.dup(b.fileno()))
+    b2.setblocking(False)
+    with a, b, b2:
+
+        async def main():
+            first = asyncio.ensure_future(loop.sock_recv(b, 100))
+            second = asyncio.ensure_future(loop.sock_recv(b2, 100))
+            await asyncio.sleep(0.01)
+            a.send(b"one")
+            done, _ = await asyncio.wait([first, second], timeout=helpers.PROMPT,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            assert len(done) == 1, "one message finished both waits"
+            await asyncio.sleep(0.02)   # both fds were reported ready by now
+            a.send(b"two")
+            got = await asyncio.wait_for(asyncio.gather(first, second), helpers.PROMPT)
+            return sorted(got)
+
+        assert helpers.run(loop, main()) == [b"one", b"two"]
+
+
+@helpers.windows_skip("add_reader: asyncio's Windows (proactor) loop has none")
+def test_fd_of_a_finished_sock_recv_serves_other_watchers(loop):
+    """After a sock_recv finished (loopx keeps its kernel watch, inert), the
+    fd is free: no reader is left, add_reader works and is the only one
+    called, and the next sock_recv waits and finishes as usual."""
+    a, b = helpers.socketpair()
+    with a, b:
+
+        async def main():
+            for i in range(3):
+                loop.call_soon(a.send, b"msg %d" % i)
+                assert await loop.sock_recv(b, 100) == b"msg %d" % i
+            assert loop.remove_reader(b) is False
+            seen = loop.create_future()
+            loop.add_reader(b, lambda: seen.done() or seen.set_result(b.recv(100)))
+            a.send(b"to the reader")
+            assert await asyncio.wait_for(seen, helpers.PROMPT) == b"to the reader"
+            assert loop.remove_reader(b) is True
+            loop.call_later(0.01, a.send, b"late")
+            return await asyncio.wait_for(loop.sock_recv(b, 100), helpers.PROMPT)
+
+        assert helpers.run(loop, main()) == b"late"
+
+
+@helpers.windows_skip("add_reader and fd numbers: asyncio's Windows loop has none")
+def test_finished_sock_recv_on_a_closed_socket_leaves_nothing_that_fires(loop):
+    """The socket of a finished sock_recv is closed while a dup keeps its file
+    open (as a child process's copy would), and its fd number is reused by a
+    new socket.  The old file turning readable must wake nobody (a watch
+    left armed on it would fire forever under the new fd's number), and the
+    new socket must be watchable through both add_reader and sock_recv."""
+    import os
+
+    a, b = helpers.socketpair()
+    c, d = helpers.socketpair()
+    old_fd = b.fileno()
+    spare = os.dup(old_fd)
+    try:
+
+        async def main():
+            loop.call_soon(a.send, b"first")
+            assert await loop.sock_recv(b, 100) == b"first"
+            b.close()
+            reused = socket.socket(fileno=os.dup2(c.fileno(), old_fd))
+            reused.setblocking(False)
+            with reused:
+                calls = []
+                loop.add_reader(reused, calls.append, None)
+                a.send(b"readable old file")
+                await asyncio.sleep(0.1)
+                assert calls == [], "the old file's readiness reached the new fd"
+                d.send(b"new")
+                await helpers.async_wait_until(lambda: calls, helpers.PROMPT)
+                assert loop.remove_reader(reused) is True
+                assert reused.recv(100) == b"new"
+                loop.call_later(0.01, d.send, b"newer")
+                return await asyncio.wait_for(loop.sock_recv(reused, 100), helpers.PROMPT)
+
+        assert helpers.run(loop, main()) == b"newer"
+    finally:
+        os.close(spare)
+        for s in (a, c, d):
+            s.close()
+
+
+def test_sock_recv_and_sock_sendall_waiting_on_one_socket(loop):
+    """A receive and a send both waiting on one socket (loopx: the one-shot
+    read watch becomes a plain read+write watch, then one-shot again)."""
+    a, b = helpers.socketpair()
+    payload = helpers.pattern_bytes(BIG)
+    with a, b:
+
+        async def main():
+            recv = asyncio.ensure_future(loop.sock_recv(b, 100))
+            await asyncio.sleep(0.01)
+            send = asyncio.ensure_future(loop.sock_sendall(b, payload))
+            await asyncio.sleep(0.01)
+            assert not send.done(), "the peer reads nothing yet: the send must wait"
+            a.send(b"ping")
+            assert await asyncio.wait_for(recv, helpers.PROMPT) == b"ping"
+            received = await helpers.read_exactly(loop, a, len(payload))
+            await asyncio.wait_for(send, helpers.PROMPT)
+            loop.call_later(0.01, a.send, b"again")
+            return received, await asyncio.wait_for(loop.sock_recv(b, 100), helpers.PROMPT)
+
+        received, again = helpers.run(loop, main())
+        assert received == payload
+        assert again == b"again"
+
+
+@helpers.only("loopx")
+def test_sock_recv_keeps_one_inert_epoll_entry_between_calls(loop):
+    """The point of loopx's one-shot read watch: between sock_recv calls the
+    socket keeps its epoll entry, inert (no events), so the next wait costs
+    one re-arm instead of an add and a delete."""
+    import os
+
+    from loopx import _loop
+    if _loop.POLLER != "epoll":
+        pytest.skip(f"reads epoll's entries in /proc; this build polls with {_loop.POLLER}")
+
+    def entries(fd):
+        found = []
+        for name in os.listdir("/proc/self/fd"):
+            try:
+                if os.readlink(f"/proc/self/fd/{name}") != "anon_inode:[eventpoll]":
+                    continue
+                with open(f"/proc/self/fdinfo/{name}") as info:
+                    for line in info:
+                        fields = line.split()
+                        if fields[:2] == ["tfd:", str(fd)]:
+                            found.append(int(fields[3], 16))
+            except OSError:
+                pass
+        return found
+
+    a, b = helpers.socketpair()
+    with a, b:
+
+        async def main():
+            assert entries(b.fileno()) == []
+            pending = asyncio.ensure_future(loop.sock_recv(b, 100))
+            await asyncio.sleep(0.01)
+            [armed] = entries(b.fileno())
+            assert armed & select.EPOLLIN and armed & select.EPOLLONESHOT
+            a.send(b"x")
+            assert await pending == b"x"
+            [parked] = entries(b.fileno())
+            assert parked & (select.EPOLLIN | select.EPOLLOUT) == 0
+            # A cancelled wait (its watch still armed) deletes the entry.
+            pending = asyncio.ensure_future(loop.sock_recv(b, 100))
+            await asyncio.sleep(0.01)
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+            assert entries(b.fileno()) == []
+
+        helpers.run(loop, main())
 
 
 def test_cancelled_sock_accept_removes_its_reader(loop):
