@@ -210,7 +210,8 @@ cdef class Loop:
     cdef int _fd_grow(self, int fd) except -1
     cdef int _fd_set_interest(self, int fd, uint32_t events) except -1
     cdef Handle _add_watch(self, object fileobj, bint writer, callback, tuple args)
-    cdef int _add_native_reader(self, int fd, NativeReader r, bint in_context, bint oneshot) except -1
+    cdef int _add_native_reader(self, int fd, NativeReader r, bint in_context,
+                                bint oneshot) except -1
     cdef int _fd_rearm(self, int fd) except -1
     cdef int _run_native_reader(self, NativeReader r) except -1
     cdef bint _remove_watch(self, object fileobj, bint writer) except -1

@@ -756,8 +756,9 @@ cdef class Loop:
             return False
         try:
             if w.events & LX_ONESHOT:
-                # The one-shot reader (there is no writer): park the entry if
-                # it has fired, else delete it.
+                # A one-shot registration has a reader and no writer, so this
+                # is the reader going: park the entry if it has fired (no
+                # syscall), else delete it.
                 self._fd_set_interest(fd, w.events & LX_DISARMED)
             else:
                 self._fd_set_interest(fd, w.events & _INTEREST & ~(LX_WRITE if writer else LX_READ))
@@ -769,7 +770,8 @@ cdef class Loop:
     cdef int _fd_rearm(self, int fd) except -1:
         """Re-arm fd's one-shot reader after an event that did not finish
         its wait (a spurious wakeup)."""
-        if fd < self._fds_cap and self._fds[fd].events & (LX_ONESHOT | LX_DISARMED) == LX_ONESHOT | LX_DISARMED:
+        cdef uint32_t fired = LX_ONESHOT | LX_DISARMED
+        if fd < self._fds_cap and self._fds[fd].events & fired == fired:
             self._fd_set_interest(fd, self._fds[fd].events & ~LX_DISARMED)
         return 0
 
