@@ -13,7 +13,7 @@ except ImportError:  # Python built without OpenSSL
     _SSLSocket = ()
 
 from asyncio.exceptions import SendfileNotAvailableError
-from cpython.buffer cimport PyObject_CheckBuffer
+from cpython.buffer cimport PyObject_CheckBuffer, PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE
 
 cdef object _socket_type = socket.socket   # also used by datagram.pxi
 
@@ -86,27 +86,49 @@ cdef object _recv_now(int fd, Py_ssize_t n):
     return b"" if data is None else data
 
 
+cdef object _recv_into_now(int fd, buf):
+    """One recv() into buf: the byte count, or _PENDING if it would block.
+    (The caller's first attempt went through sock.recv_into, so buf is known
+    to be a writable buffer.)"""
+    cdef Py_buffer view
+    cdef ssize_t got
+    cdef int err
+    PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE)
+    got = _lx_recv(fd, view.buf, <size_t>view.len, 0)
+    err = errno
+    PyBuffer_Release(&view)
+    if got < 0:
+        if _would_block(err):
+            return _PENDING
+        raise _os_error(err)
+    return got
+
+
 @cython.final
 cdef class _RecvWaiter(NativeReader):
-    """The fd's reader while a sock_recv waits: retries the recv natively on
-    each readiness (no handle, context copy or Python-level call per wait).
-    It is a one-shot reader (Loop._add_native_reader), so a loop of
-    sock_recv calls re-arms one epoll entry instead of adding and deleting
-    one per message."""
+    """The fd's reader while a sock_recv or sock_recv_into waits: retries
+    the recv natively on each readiness (no handle, context copy or
+    Python-level call per wait).  It is a one-shot reader
+    (Loop._add_native_reader), so a loop of receives re-arms one epoll entry
+    instead of adding and deleting one per message."""
     cdef Loop loop
     cdef object fut
     cdef object sock
-    cdef Py_ssize_t n
+    cdef Py_ssize_t n     # sock_recv: at most this many bytes
+    cdef object buf       # sock_recv_into: into this (None for sock_recv)
     cdef int fd
 
     cdef int _read_event(self) except -1:
-        if self.fut.done():
+        if self.fut is None or self.fut.done():
             return 0
         try:
             # The socket's fd now, not the number we registered: if the
             # socket was closed meanwhile, recv(-1) fails with EBADF instead
             # of reading from whatever file reused the number.
-            data = _recv_now(self.sock.fileno(), self.n)
+            if self.buf is None:
+                data = _recv_now(self.sock.fileno(), self.n)
+            else:
+                data = _recv_into_now(self.sock.fileno(), self.buf)
         except OSError as exc:
             self.fut.set_exception(exc)
             return 0
@@ -135,31 +157,52 @@ async def _sock_recv(Loop loop, sock, n):
     data = _recv_now(fd, n)
     if data is not _PENDING:
         return data
-    loop._ensure_fd_no_transport(fd)
-    waiter = _RecvWaiter.__new__(_RecvWaiter)
-    waiter.fut = fut = loop.create_future()
-    waiter.sock = sock
-    waiter.n = n
-    waiter.loop = loop
-    waiter.fd = fd
-    loop._add_native_reader(fd, waiter, False, True)
+    waiter = _recv_waiter(loop, sock, fd, n, None)
     try:
-        return await fut
+        return await waiter.fut
     finally:
-        fut = None  # break the cycle through the exception's traceback
-        # Unwatch unless someone replaced our watch meanwhile (then it is
-        # theirs to remove), as _sock_wait does.
-        if _still_reads(loop, fd, waiter):
-            loop._remove_watch(fd, False)
+        _recv_unwatch(loop, waiter)
 
 
 async def _sock_recv_into(Loop loop, sock, buf):
+    cdef _RecvWaiter waiter
     _check_socket(sock)
     try:
+        # The socket's own method first: its checks and errors (a read-only
+        # buffer is a TypeError), and no wait when data is there.
         return sock.recv_into(buf)
     except _WOULD_BLOCK:
         pass
-    return await _sock_wait(loop, sock, False, _call_socket_method, (sock, "recv_into", (buf,)))
+    waiter = _recv_waiter(loop, sock, sock.fileno(), 0, buf)
+    try:
+        return await waiter.fut
+    finally:
+        _recv_unwatch(loop, waiter)
+
+
+cdef _RecvWaiter _recv_waiter(Loop loop, sock, int fd, Py_ssize_t n, buf):
+    """Watch fd until a receive succeeds; await the waiter's fut, then call
+    _recv_unwatch whatever happened."""
+    loop._ensure_fd_no_transport(fd)
+    cdef _RecvWaiter waiter = _RecvWaiter.__new__(_RecvWaiter)
+    waiter.fut = loop.create_future()
+    waiter.sock = sock
+    waiter.n = n
+    waiter.buf = buf
+    waiter.loop = loop
+    waiter.fd = fd
+    loop._add_native_reader(fd, waiter, False, True)
+    return waiter
+
+
+cdef _recv_unwatch(Loop loop, _RecvWaiter waiter):
+    # Drop the future (it may hold an exception whose traceback holds the
+    # awaiting frame, which holds the waiter: a cycle), then unwatch unless
+    # someone replaced our watch meanwhile (then it is theirs to remove), as
+    # _sock_wait does.
+    waiter.fut = None
+    if _still_reads(loop, waiter.fd, waiter):
+        loop._remove_watch(waiter.fd, False)
 
 
 async def _sock_recvfrom(Loop loop, sock, bufsize):

@@ -1,15 +1,15 @@
 """Every way an fd's watch can change hands, in any order, on both loops.
 
-loopx gives a waiting sock_recv a one-shot epoll watch and keeps the fired,
-inert entry between calls instead of deleting it (csrc/poller.h).  That adds
-states to each fd (armed one-shot, fired, parked) beside the plain read and
-write interest.  Here hypothesis drives one socket through random sequences
-of what programs do to it -- receive, cancel a receive, add and remove a
-reader or a writer, receive while a writer waits, two receivers woken by one
-message, close it and hand its fd number to a new socket while a duplicate
-keeps the old file open -- and after every step requires the same as
-asyncio: the awaited thing happens, nothing else is called, and no watch is
-left behind.
+loopx gives a waiting sock_recv or sock_recv_into a one-shot epoll watch and
+keeps the fired, inert entry between calls instead of deleting it
+(csrc/poller.h).  That adds states to each fd (armed one-shot, fired,
+parked) beside the plain read and write interest.  Here hypothesis drives
+one socket through random sequences of what programs do to it -- receive,
+cancel a receive, add and remove a reader or a writer, receive while a
+writer waits, two receivers woken by one message, close it and hand its fd
+number to a new socket while a duplicate keeps the old file open -- and
+after every step requires the same as asyncio: the awaited thing happens,
+nothing else is called, and no watch is left behind.
 """
 import asyncio
 import os
@@ -23,7 +23,8 @@ import helpers
 helpers.skip_module_on_windows("add_reader and fd numbers")
 
 _STEPS = st.lists(st.sampled_from([
-    "recv", "recv_after_wait", "cancel_recv", "reader", "writer",
+    "recv", "recv_after_wait", "recv_into_after_wait", "cancel_recv",
+    "cancel_recv_into", "reader", "writer",
     "recv_with_writer", "two_receivers", "reuse_fd", "reuse_fd_keeping_dup",
 ]), min_size=1, max_size=10)
 
@@ -103,8 +104,17 @@ async def _step(loop, s, step, stray):
         msg = s.message()
         loop.call_later(0.005, s.a.send, msg)
         assert await _received(loop, b) == msg
-    elif step == "cancel_recv":
-        pending = asyncio.ensure_future(loop.sock_recv(b, 100))
+    elif step == "recv_into_after_wait":
+        msg = s.message()
+        loop.call_later(0.005, s.a.send, msg)
+        buf = bytearray(100)
+        n = await asyncio.wait_for(loop.sock_recv_into(b, buf), helpers.PROMPT)
+        assert buf[:n] == msg
+    elif step in ("cancel_recv", "cancel_recv_into"):
+        if step == "cancel_recv":
+            pending = asyncio.ensure_future(loop.sock_recv(b, 100))
+        else:
+            pending = asyncio.ensure_future(loop.sock_recv_into(b, bytearray(100)))
         await asyncio.sleep(0.002)
         pending.cancel()
         await asyncio.gather(pending, return_exceptions=True)

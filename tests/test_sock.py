@@ -374,11 +374,23 @@ def test_cancelled_sock_recv_removes_its_reader(loop):
         assert helpers.run(loop, main()) == b"after cancel"
 
 
-def test_two_waiters_woken_by_one_message_both_finish(loop):
-    """Two sock_recv calls wait on one socket through two fds (a dup): one
-    message wakes both, the first takes it, and the other -- woken for
-    nothing -- must go back to waiting (loopx: re-arm its one-shot watch)
-    and get the next message."""
+async def _receive(loop, sock, method):
+    """Up to 100 bytes from sock through loop.sock_recv or sock_recv_into."""
+    if method == "sock_recv":
+        return await loop.sock_recv(sock, 100)
+    buf = bytearray(100)
+    return bytes(buf[:await loop.sock_recv_into(sock, buf)])
+
+
+_RECEIVE_METHODS = pytest.mark.parametrize("method", ["sock_recv", "sock_recv_into"])
+
+
+@_RECEIVE_METHODS
+def test_two_waiters_woken_by_one_message_both_finish(loop, method):
+    """Two receives wait on one socket through two fds (a dup): one message
+    wakes both, the first takes it, and the other -- woken for nothing --
+    must go back to waiting (loopx: re-arm its one-shot watch) and get the
+    next message."""
     import os
 
     a, b = helpers.socketpair()
@@ -387,8 +399,8 @@ def test_two_waiters_woken_by_one_message_both_finish(loop):
     with a, b, b2:
 
         async def main():
-            first = asyncio.ensure_future(loop.sock_recv(b, 100))
-            second = asyncio.ensure_future(loop.sock_recv(b2, 100))
+            first = asyncio.ensure_future(_receive(loop, b, method))
+            second = asyncio.ensure_future(_receive(loop, b2, method))
             await asyncio.sleep(0.01)
             a.send(b"one")
             done, _ = await asyncio.wait([first, second], timeout=helpers.PROMPT,
@@ -493,10 +505,11 @@ def test_sock_recv_and_sock_sendall_waiting_on_one_socket(loop):
 
 
 @helpers.only("loopx")
-def test_sock_recv_keeps_one_inert_epoll_entry_between_calls(loop):
-    """The point of loopx's one-shot read watch: between sock_recv calls the
-    socket keeps its epoll entry, inert (no events), so the next wait costs
-    one re-arm instead of an add and a delete."""
+@_RECEIVE_METHODS
+def test_receive_keeps_one_inert_epoll_entry_between_calls(loop, method):
+    """The point of loopx's one-shot read watch: between receives the socket
+    keeps its epoll entry, inert (no events), so the next wait costs one
+    re-arm instead of an add and a delete."""
     import os
 
     from loopx import _loop
@@ -523,7 +536,7 @@ def test_sock_recv_keeps_one_inert_epoll_entry_between_calls(loop):
 
         async def main():
             assert entries(b.fileno()) == []
-            pending = asyncio.ensure_future(loop.sock_recv(b, 100))
+            pending = asyncio.ensure_future(_receive(loop, b, method))
             await asyncio.sleep(0.01)
             [armed] = entries(b.fileno())
             assert armed & select.EPOLLIN and armed & select.EPOLLONESHOT
@@ -532,7 +545,7 @@ def test_sock_recv_keeps_one_inert_epoll_entry_between_calls(loop):
             [parked] = entries(b.fileno())
             assert parked & (select.EPOLLIN | select.EPOLLOUT) == 0
             # A cancelled wait (its watch still armed) deletes the entry.
-            pending = asyncio.ensure_future(loop.sock_recv(b, 100))
+            pending = asyncio.ensure_future(_receive(loop, b, method))
             await asyncio.sleep(0.01)
             pending.cancel()
             await asyncio.gather(pending, return_exceptions=True)
