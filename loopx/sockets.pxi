@@ -86,15 +86,23 @@ cdef object _recv_now(int fd, Py_ssize_t n):
     return b"" if data is None else data
 
 
-cdef object _recv_into_now(int fd, buf):
-    """One recv() into buf: the byte count, or _PENDING if it would block.
-    (The caller's first attempt went through sock.recv_into, so buf is known
-    to be a writable buffer.)"""
+cdef object _recv_into_now(sock, buf):
+    """One recv() into buf: the byte count, or _PENDING if it would block."""
     cdef Py_buffer view
     cdef ssize_t got
     cdef int err
-    PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE)
-    got = _lx_recv(fd, view.buf, <size_t>view.len, 0)
+    try:
+        PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE)
+    except Exception:
+        # It was a writable buffer when the wait began (the first attempt
+        # was sock.recv_into's), but no longer is (a released memoryview):
+        # let the socket raise its own error for it, as asyncio's retry does.
+        try:
+            return sock.recv_into(buf)
+        except _WOULD_BLOCK:
+            return _PENDING
+    # The socket's fd now, not the number we registered (see _RecvWaiter).
+    got = _lx_recv(sock.fileno(), view.buf, <size_t>view.len, 0)
     err = errno
     PyBuffer_Release(&view)
     if got < 0:
@@ -128,8 +136,10 @@ cdef class _RecvWaiter(NativeReader):
             if self.buf is None:
                 data = _recv_now(self.sock.fileno(), self.n)
             else:
-                data = _recv_into_now(self.sock.fileno(), self.buf)
-        except OSError as exc:
+                data = _recv_into_now(self.sock, self.buf)
+        except Exception as exc:
+            # OSError, or the socket's error for a buffer gone bad while we
+            # waited: the awaiting caller gets it, as from asyncio's retry.
             self.fut.set_exception(exc)
             return 0
         if data is _PENDING:

@@ -504,6 +504,26 @@ def test_sock_recv_and_sock_sendall_waiting_on_one_socket(loop):
         assert again == b"again"
 
 
+def test_sock_recv_into_a_buffer_released_while_waiting_raises(loop):
+    """The buffer a waiting sock_recv_into was given goes bad (its
+    memoryview released) before data comes: the caller gets the error
+    instead of waiting forever."""
+    a, b = helpers.socketpair()
+    with a, b:
+
+        async def main():
+            view = memoryview(bytearray(100))
+            pending = asyncio.ensure_future(loop.sock_recv_into(b, view))
+            await asyncio.sleep(0.01)
+            view.release()
+            a.send(b"data")
+            with pytest.raises(TypeError):   # the socket's own error for it
+                await asyncio.wait_for(pending, helpers.PROMPT)
+            return b.recv(100)
+
+        assert helpers.run(loop, main()) == b"data"
+
+
 @helpers.only("loopx")
 @_RECEIVE_METHODS
 def test_receive_keeps_one_inert_epoll_entry_between_calls(loop, method):
