@@ -208,7 +208,8 @@ cdef class Loop:
     cdef _drain_signals(self)
     cdef _child_exit_seen(self, int pid)
     cdef int _fd_grow(self, int fd) except -1
-    cdef int _fd_set_interest(self, int fd, uint32_t events) except -1
+    cdef int _fd_set_interest(self, int fd, uint32_t interest, bint oneshot) except -1
+    cdef int _check_fd_no_transport(self, int fd, fileobj) except -1
     cdef Handle _add_watch(self, object fileobj, bint writer, callback, tuple args)
     cdef int _add_native_reader(self, int fd, NativeReader r, bint in_context,
                                 bint oneshot) except -1

@@ -670,10 +670,20 @@ cdef class Loop:
         self._fds_cap = newcap
         return 0
 
-    cdef int _fd_set_interest(self, int fd, uint32_t events) except -1:
-        """Tell the poller what we want of fd (the new FdWatch.events); only
-        changes cost a syscall."""
+    cdef int _fd_set_interest(self, int fd, uint32_t interest, bint oneshot) except -1:
+        """Tell the poller what we now want of fd (LX_READ | LX_WRITE); only
+        changes cost a syscall.  The one-shot states (csrc/poller.h) are
+        derived here and nowhere else: oneshot asks for a one-shot read,
+        which only a sole read interest gets, and dropping all interest in a
+        fired one-shot entry parks it instead of deleting it."""
         cdef FdWatch *w = &self._fds[fd]
+        cdef uint32_t events
+        if interest == 0:
+            events = w.events & LX_DISARMED
+        elif oneshot and LX_POLLER_ONESHOT and interest == LX_READ:
+            events = LX_READ | LX_ONESHOT
+        else:
+            events = interest
         if events != w.events:
             if lx_poller_modify(&self._poller, fd, w.events, events) < 0:
                 raise _os_error(errno)
@@ -693,8 +703,7 @@ cdef class Loop:
         lx_owned_share(<PyObject *>h)   # the fd table is not private (owned.h)
         self._fd_grow(fd)
         cdef FdWatch *w = &self._fds[fd]
-        # Anything but a sole one-shot read is a plain registration.
-        self._fd_set_interest(fd, (w.events & _INTEREST) | (LX_WRITE if writer else LX_READ))
+        self._fd_set_interest(fd, (w.events & _INTEREST) | (LX_WRITE if writer else LX_READ), False)
         w = &self._fds[fd]
         _lx_incref(<PyObject *>h)
         if writer:
@@ -719,14 +728,10 @@ cdef class Loop:
         each event it must call _fd_rearm if it wants another, and removing
         it after its event keeps the kernel entry parked (csrc/poller.h)."""
         cdef PyObject *old
-        cdef uint32_t events
         self._check_closed()
         self._check_same_process()
         self._fd_grow(fd)
-        events = (self._fds[fd].events & _INTEREST) | LX_READ
-        if oneshot and LX_POLLER_ONESHOT and events == LX_READ:
-            events |= LX_ONESHOT
-        self._fd_set_interest(fd, events)
+        self._fd_set_interest(fd, (self._fds[fd].events & _INTEREST) | LX_READ, oneshot)
         r._read_context = PyContext_CopyCurrent() if in_context else None
         cdef FdWatch *w = &self._fds[fd]
         _lx_incref(<PyObject *>r)
@@ -755,13 +760,7 @@ cdef class Loop:
         if old == NULL:
             return False
         try:
-            if w.events & LX_ONESHOT:
-                # A one-shot registration has a reader and no writer, so this
-                # is the reader going: park the entry if it has fired (no
-                # syscall), else delete it.
-                self._fd_set_interest(fd, w.events & LX_DISARMED)
-            else:
-                self._fd_set_interest(fd, w.events & _INTEREST & ~(LX_WRITE if writer else LX_READ))
+            self._fd_set_interest(fd, w.events & _INTEREST & ~(LX_WRITE if writer else LX_READ), False)
         finally:
             _watch_cancel(old)
             _lx_decref(old)
@@ -772,18 +771,22 @@ cdef class Loop:
         its wait (a spurious wakeup)."""
         cdef uint32_t fired = LX_ONESHOT | LX_DISARMED
         if fd < self._fds_cap and self._fds[fd].events & fired == fired:
-            self._fd_set_interest(fd, self._fds[fd].events & ~LX_DISARMED)
+            self._fd_set_interest(fd, LX_READ, True)
         return 0
 
     def _ensure_fd_no_transport(self, fd):
+        self._check_fd_no_transport(_fileobj_to_fd(fd), fd)
+
+    cdef int _check_fd_no_transport(self, int fd, fileobj) except -1:
         # The fd table knows each stream transport's fd (FdWatch.transport):
         # asyncio keeps a WeakValueDictionary for this, which costs an idle
-        # connection a weakref and a lookup on every sock_* wait.
-        cdef int fdno = _fileobj_to_fd(fd)
-        if fdno < self._fds_cap and self._fds[fdno].transport != NULL:
-            transport = <object>self._fds[fdno].transport
+        # connection a weakref and a lookup on every sock_* wait.  A C call,
+        # as every waiting sock_* operation makes it.
+        if fd < self._fds_cap and self._fds[fd].transport != NULL:
+            transport = <object>self._fds[fd].transport
             if not transport.is_closing():
-                raise RuntimeError(f"File descriptor {fd!r} is used by transport {transport!r}")
+                raise RuntimeError(f"File descriptor {fileobj!r} is used by transport {transport!r}")
+        return 0
 
     def add_reader(self, fd, callback, *args):
         """Call callback(*args) whenever fd is readable."""

@@ -37,7 +37,7 @@ async def _sock_wait(Loop loop, sock, bint writer, attempt, tuple args):
     other than _PENDING or raises something else than would-block."""
     fut = loop.create_future()
     fd = sock.fileno()
-    loop._ensure_fd_no_transport(fd)
+    loop._check_fd_no_transport(fd, fd)
     handle = loop._add_watch(fd, writer, _sock_retry, (fut, attempt, args))
     try:
         return await fut
@@ -193,7 +193,7 @@ async def _sock_recv_into(Loop loop, sock, buf):
 cdef _RecvWaiter _recv_waiter(Loop loop, sock, int fd, Py_ssize_t n, buf):
     """Watch fd until a receive succeeds; await the waiter's fut, then call
     _recv_unwatch whatever happened."""
-    loop._ensure_fd_no_transport(fd)
+    loop._check_fd_no_transport(fd, fd)
     cdef _RecvWaiter waiter = _RecvWaiter.__new__(_RecvWaiter)
     waiter.fut = loop.create_future()
     waiter.sock = sock
