@@ -163,6 +163,7 @@ cdef class Loop:
         # poller
         lx_poller _poller
         int64_t _last_poll_ns  # when the last poll returned
+        uint64_t _poll_count   # polls so far (orders events after work done meanwhile)
         bint _iteration_polled # polled since run_forever() started
         FdWatch *_fds
         Py_ssize_t _fds_cap

@@ -608,6 +608,7 @@ cdef class Loop:
                 return 0
             raise _os_error(errno)
 
+        self._poll_count += 1
         for i in range(n):
             fd = self._poller.events[i].ident
             ev = self._poller.events[i].events

@@ -20,11 +20,11 @@
 # The fast path.  For plain socket.socket objects of family AF_INET/AF_INET6
 # (the only ones where speed matters) receiving and sending are direct
 # recvfrom/sendto/send calls:
-#   - recvfrom() reads into the shared scratch buffer (transport_base.pxi), so
-#     a datagram costs a bytes object of its own size.  asyncio's
-#     sock.recvfrom(256 KiB) allocates 256 KiB per datagram and shrinks it.
-#   - queued datagrams are read in batches, as long as that is
-#     indistinguishable from asyncio's one per loop iteration (_read_ready).
+#   - queued datagrams are read with one recvmmsg() (csrc/dgram_batch.h)
+#     into a scratch buffer, so a datagram costs a bytes object of its own
+#     size (asyncio's sock.recvfrom(256 KiB) allocates 256 KiB per datagram
+#     and shrinks it), and delivered in batches as long as that is
+#     indistinguishable from asyncio's one per loop iteration (_read_batch).
 #   - the sender's address tuple is built once per peer: raw sockaddrs of
 #     recent senders are kept with their tuples, and the next datagram from a
 #     known peer gets the same (immutable) tuple.
@@ -89,6 +89,12 @@ cdef extern from "dgram_batch.h" nogil:
         const sockaddr *addr
         socklen_t addrlen
     int lx_send_datagrams(int fd, const lx_dgram *d, int n, int *err)
+    ctypedef struct lx_rdgram:
+        sockaddr_in6 addr
+        socklen_t addrlen
+        size_t len
+    int lx_recv_datagrams(int fd, char *buf, size_t stride, size_t slot, lx_rdgram *d, int n)
+    int LX_RECV_BATCH_MAX
 
 
 cdef extern from "<arpa/inet.h>" nogil:
@@ -99,10 +105,21 @@ cdef extern from "<arpa/inet.h>" nogil:
 
 cdef enum:
     _PEER_CACHE_SIZE = 16   # a power of two (see _peer_slot)
-    # Datagrams read per wakeup at most (see _read_ready): enough to drain
+    # Datagrams read per wakeup at most (see _read_batch): enough to drain
     # what a busy server finds queued, few enough not to starve other fds.
+    # At most LX_DGRAM_BATCH_MAX.
     _DATAGRAM_READ_BATCH = 16
-    _DATAGRAM_PROBE_PAUSE = 4
+
+
+# Where recvmmsg() puts a batch: slot i at i * _READ_SCRATCH_SIZE, so any
+# max_size the native path takes fits.  Like _read_scratch, it only holds
+# datagrams between the syscall and their copy into bytes objects right
+# after, with the GIL held.  Pages the kernel never wrote to (past the
+# datagrams' sizes) are never made resident.
+cdef char _dgram_scratch[_DATAGRAM_READ_BATCH * _READ_SCRATCH_SIZE]
+
+# For the tests: how many datagrams one read takes at most on this build.
+_DATAGRAMS_PER_READ = LX_RECV_BATCH_MAX
 
 
 cdef inline Py_ssize_t _peer_slot(sockaddr *sa, socklen_t salen):
@@ -256,8 +273,15 @@ cdef class DatagramTransport(_FlowControlTransport):
         bint _lost_called       # connection_lost has been called
         bint _paused            # pause_reading() (where asyncio has it)
         public Py_ssize_t max_size
-        int _probe_pause        # wakeups left that read one datagram only
-        # The last sender seen by recvfrom, raw and as a tuple.
+        # Datagrams read but not yet delivered (see _read_batch):
+        # [_held_next, _held_count) of _held_data, their senders in _held.
+        list _held_data
+        lx_rdgram _held[_DATAGRAM_READ_BATCH]
+        int _held_next
+        int _held_count
+        bint _held_scheduled    # _deliver_held is in the ready queue
+        uint64_t _held_poll     # the loop's _poll_count when _deliver_held last ran
+        # The sender of the datagram last delivered, raw and as a tuple.
         sockaddr_storage _peer_raw
         socklen_t _peer_rawlen
         object _peer_tuple
@@ -305,6 +329,7 @@ cdef class DatagramTransport(_FlowControlTransport):
                         and (self._family == AF_INET or self._family == AF_INET6))
         self._buffer = collections.deque()
         self._peer_cache_tuple = [None] * _PEER_CACHE_SIZE
+        self._held_data = [None] * _DATAGRAM_READ_BATCH
         self._cork_data = []
         self._cork_addrs = []
         self.max_size = _READ_SCRATCH_SIZE
@@ -350,7 +375,13 @@ cdef class DatagramTransport(_FlowControlTransport):
         self._loop._add_native_reader(self._sock_fd, self, True, False)
 
     cdef int _read_event(self) except -1:
-        if _still_reads(self._loop, self._sock_fd, self):
+        # Held datagrams delivered after the poll that queued this event
+        # (_deliver_held, which the ready queue ran first) may have had the
+        # protocol schedule callbacks: those run before the next datagram, so
+        # newer ones stay in the kernel until the next poll reports them
+        # again (the watch is level-triggered).
+        if (self._held_poll != self._loop._poll_count
+                and _still_reads(self._loop, self._sock_fd, self)):
             self._read_batch()
         return 0
 
@@ -376,6 +407,7 @@ cdef class DatagramTransport(_FlowControlTransport):
             return
         self._paused = False
         self._start_reading()
+        self._schedule_held()
         if self._loop._debug:
             logger.debug("%r resumes reading", self)
 
@@ -383,20 +415,22 @@ cdef class DatagramTransport(_FlowControlTransport):
         self._read_batch()
 
     cdef _read_batch(self):
-        """The socket is readable (or has a pending error).
+        """The socket is readable (or has a pending error), or held
+        datagrams are due.
 
-        asyncio reads one datagram per wakeup.  We read up to
-        _DATAGRAM_READ_BATCH, but take the next one only when that cannot be
-        told apart from asyncio's next loop iteration: the protocol scheduled
-        no callback (asyncio would run it before reading again), nobody asked
-        the loop to stop, and the transport still reads.  What a poll in
-        between could have found (other fds, due timers) waits for a few more
-        datagrams at most; no order between those is promised anyway.  This
-        saves a poll and a callback per datagram when several are queued,
-        which is a server's normal state.  Looking for a second datagram
-        costs a recvfrom that fails when there is none (one client in
-        ping-pong): after such a miss the next _DATAGRAM_PROBE_PAUSE wakeups
-        read one datagram only.
+        asyncio reads one datagram per wakeup.  We take all that are queued
+        (up to _DATAGRAM_READ_BATCH) with one recvmmsg(), and deliver the
+        next as long as that cannot be told apart from asyncio's next loop
+        iteration: the protocol scheduled no callback (asyncio would run it
+        before reading again), nobody asked the loop to stop, and the
+        transport still reads.  Otherwise the rest are held, and delivered
+        from the ready queue behind what is there (_deliver_held): after the
+        protocol's callbacks, before anything newer from the socket.  What a
+        poll in between could have found (other fds, due timers) waits for a
+        few more datagrams at most; no order between those is promised
+        anyway.  A busy server saves a poll, a callback and a syscall per
+        datagram; a ping-pong peer pays no failing recvfrom() to learn that
+        nothing more is queued.
 
         The batch is a write cork: what the protocol sends with sendto()
         meanwhile (its answers) goes out together when the batch ends, in one
@@ -410,34 +444,47 @@ cdef class DatagramTransport(_FlowControlTransport):
         self._corked = True
         try:
             for n in range(_DATAGRAM_READ_BATCH):
-                if not self._read_one():
-                    if n == 1:
-                        self._probe_pause = _DATAGRAM_PROBE_PAUSE
+                # Only the first step reads the socket: a hold emptied later
+                # held all that was queued (recvmmsg() takes a whole batch).
+                if not self._read_one(n == 0):
                     return
-                if (self._conn_lost or self._closing or self._paused or not self._native
+                if (self._conn_lost or self._closing or self._paused
                         or loop._ready.len or loop._stopping):
-                    return
-                if n == 0 and self._probe_pause > 0:
-                    self._probe_pause -= 1
                     return
         finally:
             self._corked = False
             if self._cork_count:
                 self._send_corked()
+            # Also when datagram_received() raised: the rest are not lost.
+            self._schedule_held()
 
-    cdef bint _read_one(self) except -1:
-        """One datagram to the protocol; False if there was none (or an
-        error ended the batch)."""
+    cdef bint _read_one(self, bint may_read) except -1:
+        """One datagram to the protocol: the next held one, else, if
+        may_read, one from the socket.  False if there was none (or an error
+        ended the batch)."""
+        cdef int i
         if self._conn_lost:
             return False
+        if self._held_next == self._held_count:
+            if not may_read:
+                return False
+            if not (self._native and 0 <= self.max_size <= _READ_SCRATCH_SIZE):
+                return self._read_unbatched()
+            if not self._hold_queued():
+                return False
+        i = self._held_next
+        self._held_next = i + 1
+        data = self._held_data[i]
+        self._held_data[i] = None
+        self._protocol.datagram_received(data, self._peer_of(&self._held[i]))
+        return True
+
+    cdef bint _read_unbatched(self) except -1:
+        """One datagram through the socket object's recvfrom(), as asyncio
+        reads it (socket subclasses, other families, a max_size beyond the
+        scratch buffer)."""
         try:
-            if self._native and 0 <= self.max_size <= _READ_SCRATCH_SIZE:
-                data = self._recv_native()
-                if data is None:
-                    return False   # would block
-                addr = self._peer_tuple
-            else:
-                data, addr = self._sock.recvfrom(self.max_size)
+            data, addr = self._sock.recvfrom(self.max_size)
         except (BlockingIOError, InterruptedError):
             return False
         except OSError as exc:
@@ -453,52 +500,86 @@ cdef class DatagramTransport(_FlowControlTransport):
         self._protocol.datagram_received(data, addr)
         return True
 
-    cdef object _recv_native(self):
-        """One recvfrom(): the datagram as bytes, or None if none is there.
-        The sender's address is left in _peer_tuple."""
-        cdef sockaddr_storage sa
-        cdef socklen_t salen
-        cdef ssize_t n
-        cdef int err
-        cdef Py_ssize_t slot
+    cdef bint _hold_queued(self) except -1:
+        """Move the datagrams the socket has queued (a batch at most) to the
+        hold.  False if there were none, or on an error, which goes to
+        error_received() as from asyncio's recvfrom()."""
+        cdef int n, i, err
         # The socket's current fd, not the one we registered: if the user
-        # closed the socket, recvfrom(-1) fails with EBADF like the socket
+        # closed the socket, reading -1 fails with EBADF like the socket
         # module, instead of reading from whatever reused the number.
         cdef int fd = self._sock.fileno()
         while True:
-            salen = sizeof(sa)
-            n = recvfrom(fd, _read_scratch, <size_t>self.max_size, 0, <sockaddr *>&sa, &salen)
-            if n >= 0:
+            n = lx_recv_datagrams(fd, _dgram_scratch, _READ_SCRATCH_SIZE, <size_t>self.max_size,
+                                  self._held, _DATAGRAM_READ_BATCH)
+            if n > 0:
                 break
             err = errno
             if err == EINTR:
                 PyErr_CheckSignals()   # PEP 475: run handlers, then retry
                 continue
             if err == EAGAIN or err == EWOULDBLOCK:
-                return None
-            raise _os_error(err)
-        data = PyBytes_FromStringAndSize(_read_scratch, n)
+                return False
+            # ICMP errors (port unreachable, ...) arrive here: they concern
+            # one datagram, not the endpoint, which stays open.
+            self._protocol.error_received(_os_error(err))
+            return False
+        for i in range(n):
+            self._held_data[i] = PyBytes_FromStringAndSize(
+                _dgram_scratch + <size_t>i * _READ_SCRATCH_SIZE, <Py_ssize_t>self._held[i].len)
+        self._held_next = 0
+        self._held_count = n
+        return True
+
+    cdef object _peer_of(self, lx_rdgram *d):
+        """The sender of a held datagram as a tuple, built once per peer;
+        also left in _peer_tuple and _peer_raw, for sendto() to it."""
+        cdef sockaddr *sa = <sockaddr *>&d.addr
+        cdef socklen_t salen = d.addrlen
+        cdef Py_ssize_t slot
         if (self._peer_tuple is not None and salen == self._peer_rawlen
-                and memcmp(&sa, &self._peer_raw, salen) == 0):
-            return data   # the same sender as last time
-        if ((sa.ss_family == AF_INET or sa.ss_family == AF_INET6)
-                and salen <= sizeof(sockaddr_in6)):
-            slot = _peer_slot(<sockaddr *>&sa, salen)
+                and memcmp(sa, &self._peer_raw, salen) == 0):
+            return self._peer_tuple   # the same sender as last time
+        if ((sa.sa_family == AF_INET and salen == sizeof(sockaddr_in))
+                or (sa.sa_family == AF_INET6 and salen == sizeof(sockaddr_in6))):
+            slot = _peer_slot(sa, salen)
             peer = self._peer_cache_tuple[slot]
             if (peer is None or self._peer_cache_len[slot] != salen
-                    or memcmp(&self._peer_cache_raw[slot], &sa, salen) != 0):
-                peer = _sockaddr_to_tuple(<sockaddr *>&sa, salen)
-                memcpy(&self._peer_cache_raw[slot], &sa, salen)
+                    or memcmp(&self._peer_cache_raw[slot], sa, salen) != 0):
+                peer = _sockaddr_to_tuple(sa, salen)
+                memcpy(&self._peer_cache_raw[slot], sa, salen)
                 self._peer_cache_len[slot] = salen
                 self._peer_cache_tuple[slot] = peer
         else:
-            peer = _sockaddr_to_tuple(<sockaddr *>&sa, salen)
+            peer = _sockaddr_to_tuple(sa, salen)
         self._peer_tuple = peer
-        memcpy(&self._peer_raw, &sa, salen)
+        memcpy(&self._peer_raw, sa, salen)
         self._peer_rawlen = salen
-        return data
+        return peer
 
-    # -- writing --
+    cdef _schedule_held(self):
+        """Have the held datagrams delivered from the ready queue, behind
+        what is in it now (unless reading stopped: resume_reading() calls
+        this again)."""
+        if (self._held_next < self._held_count and not self._held_scheduled
+                and not self._closing and not self._paused and not self._conn_lost):
+            self._held_scheduled = True
+            self._schedule(self._deliver_held, ())
+
+    def _deliver_held(self):
+        self._held_scheduled = False
+        self._held_poll = self._loop._poll_count
+        if (self._held_next < self._held_count and not self._closing
+                and not self._paused and not self._conn_lost):
+            self._read_batch()
+
+    cdef _drop_held(self):
+        # Closing: what was read but not delivered goes, as the kernel drops
+        # what asyncio had not read yet when it closes the socket.
+        cdef int i
+        for i in range(self._held_next, self._held_count):
+            self._held_data[i] = None
+        self._held_next = self._held_count = 0
 
     def sendto(self, data, addr=None):
         """Send one datagram to addr (the endpoint's remote address if it has
@@ -706,6 +787,7 @@ cdef class DatagramTransport(_FlowControlTransport):
         self._send_corked()
         self._closing = True
         self._loop._remove_watch(self._sock_fd, False)
+        self._drop_held()
         if not self._buffer:
             self._conn_lost += 1
             self._loop._remove_watch(self._sock_fd, True)
@@ -742,6 +824,7 @@ cdef class DatagramTransport(_FlowControlTransport):
         if not self._closing:
             self._closing = True
             self._loop._remove_watch(self._sock_fd, False)
+        self._drop_held()
         self._conn_lost += 1
         self._schedule(self._call_connection_lost, (exc,))
 

@@ -24,7 +24,7 @@ def _compiler():
     return path
 
 
-@pytest.mark.parametrize("variant", [[], ["-DLX_NO_SENDMMSG"]], ids=["native", "portable"])
+@pytest.mark.parametrize("variant", [[], ["-DLX_NO_MMSG"]], ids=["native", "portable"])
 def test_dgram_batch(tmp_path, variant):
     exe = tmp_path / "test_dgram_batch"
     subprocess.run(
