@@ -104,7 +104,12 @@ cdef extern from "<arpa/inet.h>" nogil:
 
 
 cdef enum:
-    _PEER_CACHE_SIZE = 16   # a power of two (see _peer_slot)
+    # The peer cache (see _peer_of): 2**_PEER_CACHE_BITS direct-mapped
+    # slots, enough that the few dozen peers of a busy server rarely share
+    # one (two that do keep evicting each other, and every eviction costs
+    # inet_ntop() and a new tuple).
+    _PEER_CACHE_BITS = 8
+    _PEER_CACHE_SIZE = 1 << _PEER_CACHE_BITS
     # Datagrams read per wakeup at most (see _read_batch): enough to drain
     # what a busy server finds queued, few enough not to starve other fds.
     # At most LX_DGRAM_BATCH_MAX.
@@ -122,20 +127,27 @@ cdef char _dgram_scratch[_DATAGRAM_READ_BATCH * _READ_SCRATCH_SIZE]
 _DATAGRAMS_PER_READ = LX_RECV_BATCH_MAX
 
 
-cdef inline Py_ssize_t _peer_slot(sockaddr *sa, socklen_t salen):
-    """The peer cache slot of an address: its port and last address bytes
-    mixed (the parts that differ between the peers of one endpoint)."""
+ctypedef struct _PeerSlot:
+    sockaddr_in6 raw      # holds either family
+    socklen_t rawlen
+
+
+cdef inline Py_ssize_t _peer_slot(sockaddr *sa):
+    """The peer cache slot of an AF_INET/AF_INET6 address: its port and last
+    address bytes (the parts that differ between the peers of one endpoint),
+    hashed multiplicatively so that neighbouring ports spread out."""
     cdef const unsigned char *b
-    cdef uint32_t h
+    cdef uint32_t h, port
     if sa.sa_family == AF_INET:
-        h = (<sockaddr_in *>sa).sin_addr.s_addr ^ (<sockaddr_in *>sa).sin_port
+        h = (<sockaddr_in *>sa).sin_addr.s_addr
+        port = (<sockaddr_in *>sa).sin_port
     else:
         b = (<sockaddr_in6 *>sa).sin6_addr.s6_addr
         h = ((<uint32_t>b[12] << 24) | (<uint32_t>b[13] << 16) | (<uint32_t>b[14] << 8)
-             | b[15]) ^ (<sockaddr_in6 *>sa).sin6_port
-    h ^= h >> 16
-    h ^= h >> 8
-    return h & (_PEER_CACHE_SIZE - 1)
+             | b[15])
+        port = (<sockaddr_in6 *>sa).sin6_port
+    h = (h ^ (port << 16) ^ port) * <uint32_t>2654435761u
+    return h >> (32 - _PEER_CACHE_BITS)
 
 
 cdef bint _DATAGRAM_EMPTY_SENT = sys.version_info >= (3, 13)   # gh-113812
@@ -285,11 +297,11 @@ cdef class DatagramTransport(_FlowControlTransport):
         sockaddr_storage _peer_raw
         socklen_t _peer_rawlen
         object _peer_tuple
-        # Recent senders (a server hears from several peers in turn): a small
+        # Recent senders (a server hears from several peers in turn): a
         # direct-mapped cache from raw address to its tuple, slot chosen by
-        # _peer_slot().  A sockaddr_in6 holds either family.
-        sockaddr_in6 _peer_cache_raw[_PEER_CACHE_SIZE]
-        socklen_t _peer_cache_len[_PEER_CACHE_SIZE]
+        # _peer_slot().  Allocated when a second sender shows up, so an
+        # endpoint that talks to one peer never pays for it.
+        _PeerSlot *_peer_cache
         list _peer_cache_tuple
         # The last address sendto() converted itself, raw and as given.
         sockaddr_storage _dest_raw
@@ -328,7 +340,6 @@ cdef class DatagramTransport(_FlowControlTransport):
         self._native = (type(sock) is _socket_type
                         and (self._family == AF_INET or self._family == AF_INET6))
         self._buffer = collections.deque()
-        self._peer_cache_tuple = [None] * _PEER_CACHE_SIZE
         self._held_data = [None] * _DATAGRAM_READ_BATCH
         self._cork_data = []
         self._cork_addrs = []
@@ -357,6 +368,9 @@ cdef class DatagramTransport(_FlowControlTransport):
         if self._sock is not None:
             warnings.warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
             self._sock.close()
+
+    def __dealloc__(self):
+        PyMem_Free(self._peer_cache)
 
     @property
     def __class__(self):
@@ -537,18 +551,26 @@ cdef class DatagramTransport(_FlowControlTransport):
         cdef sockaddr *sa = <sockaddr *>&d.addr
         cdef socklen_t salen = d.addrlen
         cdef Py_ssize_t slot
+        cdef _PeerSlot *cached
         if (self._peer_tuple is not None and salen == self._peer_rawlen
                 and memcmp(sa, &self._peer_raw, salen) == 0):
             return self._peer_tuple   # the same sender as last time
-        if ((sa.sa_family == AF_INET and salen == sizeof(sockaddr_in))
-                or (sa.sa_family == AF_INET6 and salen == sizeof(sockaddr_in6))):
-            slot = _peer_slot(sa, salen)
+        if (self._peer_tuple is not None
+                and ((sa.sa_family == AF_INET and salen == sizeof(sockaddr_in))
+                     or (sa.sa_family == AF_INET6 and salen == sizeof(sockaddr_in6)))):
+            if self._peer_cache == NULL:
+                self._peer_cache = <_PeerSlot *>PyMem_Calloc(_PEER_CACHE_SIZE, sizeof(_PeerSlot))
+                if self._peer_cache == NULL:
+                    raise MemoryError()
+                self._peer_cache_tuple = [None] * _PEER_CACHE_SIZE
+            slot = _peer_slot(sa)
+            cached = &self._peer_cache[slot]
             peer = self._peer_cache_tuple[slot]
-            if (peer is None or self._peer_cache_len[slot] != salen
-                    or memcmp(&self._peer_cache_raw[slot], sa, salen) != 0):
+            if (peer is None or cached.rawlen != salen
+                    or memcmp(&cached.raw, sa, salen) != 0):
                 peer = _sockaddr_to_tuple(sa, salen)
-                memcpy(&self._peer_cache_raw[slot], sa, salen)
-                self._peer_cache_len[slot] = salen
+                memcpy(&cached.raw, sa, salen)
+                cached.rawlen = salen
                 self._peer_cache_tuple[slot] = peer
         else:
             peer = _sockaddr_to_tuple(sa, salen)
@@ -843,7 +865,9 @@ cdef class DatagramTransport(_FlowControlTransport):
             self._sock = None
             self._protocol = None
             self._peer_tuple = None
-            self._peer_cache_tuple = [None] * _PEER_CACHE_SIZE
+            self._peer_cache_tuple = None
+            PyMem_Free(self._peer_cache)
+            self._peer_cache = NULL
             self._dest_tuple = None
 
 
