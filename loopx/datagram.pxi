@@ -19,7 +19,7 @@
 #
 # The fast path.  For plain socket.socket objects of family AF_INET/AF_INET6
 # (the only ones where speed matters) receiving and sending are direct
-# recvfrom/sendto/send calls:
+# syscalls:
 #   - queued datagrams are read with one recvmmsg() (csrc/dgram_batch.h)
 #     into a scratch buffer, so a datagram costs a bytes object of its own
 #     size (asyncio's sock.recvfrom(256 KiB) allocates 256 KiB per datagram
@@ -462,8 +462,7 @@ cdef class DatagramTransport(_FlowControlTransport):
                 # held all that was queued (recvmmsg() takes a whole batch).
                 if not self._read_one(n == 0):
                     return
-                if (self._conn_lost or self._closing or self._paused
-                        or loop._ready.len or loop._stopping):
+                if not self._wants_datagrams() or loop._ready.len or loop._stopping:
                     return
         finally:
             self._corked = False
@@ -579,20 +578,23 @@ cdef class DatagramTransport(_FlowControlTransport):
         self._peer_rawlen = salen
         return peer
 
+    cdef inline bint _wants_datagrams(self):
+        # Reading, neither paused nor closing.
+        return not (self._conn_lost or self._closing or self._paused)
+
     cdef _schedule_held(self):
         """Have the held datagrams delivered from the ready queue, behind
         what is in it now (unless reading stopped: resume_reading() calls
         this again)."""
         if (self._held_next < self._held_count and not self._held_scheduled
-                and not self._closing and not self._paused and not self._conn_lost):
+                and self._wants_datagrams()):
             self._held_scheduled = True
             self._schedule(self._deliver_held, ())
 
     def _deliver_held(self):
         self._held_scheduled = False
         self._held_poll = self._loop._poll_count
-        if (self._held_next < self._held_count and not self._closing
-                and not self._paused and not self._conn_lost):
+        if self._held_next < self._held_count and self._wants_datagrams():
             self._read_batch()
 
     cdef _drop_held(self):
@@ -602,6 +604,8 @@ cdef class DatagramTransport(_FlowControlTransport):
         for i in range(self._held_next, self._held_count):
             self._held_data[i] = None
         self._held_next = self._held_count = 0
+
+    # -- writing --
 
     def sendto(self, data, addr=None):
         """Send one datagram to addr (the endpoint's remote address if it has

@@ -1,8 +1,10 @@
 """C tests of loopx's header-only helpers in csrc/ that the extension's own
 tests cannot drive to every branch: csrc/tests/test_dgram_batch.c exercises
 lx_send_datagrams with a socket that fills up (EAGAIN part-way through a
-batch), which UDP over loopback never does.  Built with the C compiler the
-extension is built with, once per code path the platform can take."""
+batch), which UDP over loopback never does, and lx_recv_datagrams with cut
+datagrams and a pending error.  Built with the C compiler the extension is
+built with, once per code path the platform can take (sendmmsg()/recvmmsg()
+and the portable loop)."""
 import os
 import shutil
 import subprocess

@@ -655,15 +655,19 @@ def send_from_plain_socket(addr, datagrams):
             sock.sendto(data, addr)
 
 
+class Scheduling(Recorder):
+    """Schedules a callback per datagram, which asyncio runs before it reads
+    the next one."""
+
+    def datagram_received(self, data, addr):
+        super().datagram_received(data, addr)
+        self.loop.call_soon(self._note, "callback", data)
+
+
 def test_callbacks_scheduled_by_the_protocol_run_before_the_next_datagram(loop):
     # asyncio delivers one datagram per loop iteration, so what the protocol
     # schedules runs before the next datagram arrives; loopx reads queued
     # datagrams in batches, but must keep this order.
-    class Scheduling(Recorder):
-        def datagram_received(self, data, addr):
-            super().datagram_received(data, addr)
-            self.loop.call_soon(self._note, "callback", data)
-
     async def main():
         server = await endpoint(loop, Scheduling, local_addr=("127.0.0.1", 0))
         send_from_plain_socket(server[0].get_extra_info("sockname"), [b"%d" % i for i in range(6)])
@@ -737,15 +741,6 @@ def test_close_in_datagram_received_delivers_nothing_more(loop, ending):
 # loopx takes every datagram queued at the socket in one recvmmsg() and holds
 # those it cannot deliver yet (datagram.pxi, _read_batch).  asyncio reads one
 # per loop iteration.  These tests hold both loops to the same outcome.
-
-
-class Scheduling(Recorder):
-    """Schedules a callback per datagram, which asyncio runs before it reads
-    the next one."""
-
-    def datagram_received(self, data, addr):
-        super().datagram_received(data, addr)
-        self.loop.call_soon(self._note, "callback", data)
 
 
 def test_a_datagram_arriving_while_held_ones_wait_comes_after_them(loop):
