@@ -154,6 +154,7 @@ cdef ssize_t _read_into_reader(int fd, bint sock, reader, Py_ssize_t size) excep
     _lx_bytearray_resize(buf, old + (n if n > 0 else 0))
     if n <= 0:
         return 0 if n == 0 else -errno
+    _note_read_size(n)
     _stream_reader_fed(reader, old + n)
     return n
 

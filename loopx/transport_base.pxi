@@ -76,6 +76,23 @@ cdef extern from "<sys/ioctl.h>" nogil:
     int ioctl(int fd, unsigned long request, ...)
 
 
+cdef extern from "malloc_hint.h" nogil:
+    void lx_malloc_hint_large_buffers()
+
+cdef bint _large_reads_seen = False
+
+
+cdef inline void _note_read_size(ssize_t n) noexcept:
+    """Every allocating read reports its size: the first large one hints
+    malloc once that this process moves large buffers (csrc/malloc_hint.h:
+    without it, glibc hands the heap's top back to the kernel and faults it
+    in again for every large message)."""
+    global _large_reads_seen
+    if n >= _DIRECT_READ_THRESHOLD and not _large_reads_seen:
+        _large_reads_seen = True
+        lx_malloc_hint_large_buffers()
+
+
 cdef object _read_to_bytes(int fd, bint sock, Py_ssize_t size, _ReadInto into, ssize_t *nread):
     """One recv(2) (sock) or read(2) of up to size (<= _READ_SCRATCH_SIZE)
     bytes, into what `into` says.  Returns them as bytes with *nread set to
@@ -97,6 +114,7 @@ cdef object _read_to_bytes(int fd, bint sock, Py_ssize_t size, _ReadInto into, s
         buf = _lx_bytes_buffer(raw)
     n = _lx_recv(fd, buf, <size_t>size, 0) if sock else read(fd, buf, <size_t>size)
     nread[0] = n if n >= 0 else -errno
+    _note_read_size(n)
     if into == _INTO_SCRATCH:
         return PyBytes_FromStringAndSize(buf, n) if n > 0 else None
     if n <= 0:
