@@ -154,12 +154,16 @@ cdef class ReadPipeTransport(_TransportBase):
                 # A busy pipe gives at most its capacity (64 KiB by default)
                 # per read: that size straight into the bytes object (or the
                 # subprocess stream's reader, stream_feed.pxi), with no
-                # FIONREAD (see _read_to_bytes).
+                # FIONREAD (see _read_to_bytes).  Small reads reach the
+                # reader through the scratch buffer.
                 n = _NOT_DIRECT
                 data = None
-                if self._big_reads and reader is not None and self.max_size > 0:
-                    n = _read_into_reader(self._fileno, False, reader,
-                                          min(self.max_size, _PIPE_BUF_SIZE))
+                if reader is not None and self.max_size > 0:
+                    if self._big_reads:
+                        n = _read_into_reader(self._fileno, False, reader,
+                                              min(self.max_size, _PIPE_BUF_SIZE))
+                    else:
+                        n = _read_scratch_into_reader(self._fileno, False, reader, self.max_size)
                 if n != _NOT_DIRECT:
                     pass   # fed to the reader (n > 0), EOF or an error
                 elif self._big_reads:

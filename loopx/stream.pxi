@@ -281,9 +281,9 @@ cdef class SocketTransport(_FlowControlTransport):
 
     cdef _read_bytes(self):
         cdef ssize_t n
-        if self._feeds_stream and self._big_reads:
+        if self._feeds_stream:
             try:
-                n = _recv_into_stream_reader(self._sock_fd, self._protocol)
+                n = _recv_into_stream_reader(self._sock_fd, self._protocol, self._big_reads)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
@@ -298,10 +298,7 @@ cdef class SocketTransport(_FlowControlTransport):
             return
         self._corked = True
         try:
-            if self._feeds_stream:
-                _feed_stream_reader(self._protocol, data)
-            else:
-                self._protocol.data_received(data)
+            self._protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:

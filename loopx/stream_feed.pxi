@@ -88,25 +88,19 @@ cdef object _plain_reader(protocol):
     return _feedable(wr())
 
 
-cdef _feed_stream_reader(protocol, bytes data):
-    """protocol.data_received(data) for an exact StreamReaderProtocol."""
-    reader = _plain_reader(protocol)
-    if reader is None:
-        # No reader (data_received drops the data then), or one that must
-        # be fed through its methods (which also raise their own errors).
-        protocol.data_received(data)
-        return
-    _append_to_reader(reader, data)
-
-
 cdef _append_to_reader(reader, bytes data):
     """reader.feed_data(data) for a _feedable reader."""
+    _append_chars_to_reader(reader, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+
+
+cdef _append_chars_to_reader(reader, const char *data, Py_ssize_t n):
+    """reader.feed_data(data[:n]) for a _feedable reader."""
     buf = reader._buffer
-    # bytearray.extend(bytes): the same growth, the same BufferError if the
+    # bytearray.extend(): the same growth, the same BufferError if the
     # buffer is exported.
-    cdef Py_ssize_t old = PyByteArray_GET_SIZE(buf), n = PyBytes_GET_SIZE(data)
+    cdef Py_ssize_t old = PyByteArray_GET_SIZE(buf)
     PyByteArray_Resize(buf, old + n)
-    memcpy(PyByteArray_AS_STRING(buf) + old, PyBytes_AS_STRING(data), <size_t>n)
+    memcpy(PyByteArray_AS_STRING(buf) + old, data, <size_t>n)
     _stream_reader_fed(reader, old + n)
 
 
@@ -119,13 +113,35 @@ cdef enum:
     _NOT_DIRECT = -(1 << 30)
 
 
-cdef ssize_t _recv_into_stream_reader(int fd, protocol) except? -2:
-    """For large reads from a StreamReaderProtocol's socket: see
-    _read_into_reader."""
+cdef ssize_t _recv_into_stream_reader(int fd, protocol, bint big) except? -2:
+    """One read from a StreamReaderProtocol's socket into its reader, if it
+    is _feedable: straight into the reader's buffer when reads are big
+    (_read_into_reader), else through the scratch buffer
+    (_read_scratch_into_reader).  Returns as _read_into_reader."""
     reader = _plain_reader(protocol)
     if reader is None:
         return _NOT_DIRECT
-    return _read_into_reader(fd, True, reader, 0)
+    if big:
+        return _read_into_reader(fd, True, reader, 0)
+    return _read_scratch_into_reader(fd, True, reader, _READ_SCRATCH_SIZE)
+
+
+cdef ssize_t _read_scratch_into_reader(int fd, bint sock, reader, Py_ssize_t size) except? -2:
+    """One recv (sock) or read of up to `size` (<= _READ_SCRATCH_SIZE) bytes
+    into the scratch buffer, appended to a _feedable reader's buffer: one
+    copy, and no bytes object for feed_data.  For small reads, where sizing
+    the buffer for a direct read (FIONREAD) costs more than the copy.
+    Returns the bytes read (> 0), 0 at EOF, or -errno."""
+    cdef ssize_t n
+    if sock:
+        n = _lx_recv(fd, _read_scratch, <size_t>size, 0)
+    else:
+        n = read(fd, _read_scratch, <size_t>size)
+    if n <= 0:
+        return 0 if n == 0 else -errno
+    _note_read_size(n)
+    _append_chars_to_reader(reader, _read_scratch, n)
+    return n
 
 
 cdef ssize_t _read_into_reader(int fd, bint sock, reader, Py_ssize_t size) except? -2:
@@ -134,7 +150,7 @@ cdef ssize_t _read_into_reader(int fd, bint sock, reader, Py_ssize_t size) excep
     or with size 0 what FIONREAD reports (at most _READ_ALLOC_MAX).  Returns
     the bytes read (> 0), 0 at EOF, -errno, or _NOT_DIRECT when this moment
     needs the ordinary path."""
-    cdef int avail = 0
+    cdef int avail = 0, err
     cdef Py_ssize_t old
     cdef ssize_t n
     if size <= 0:
@@ -150,10 +166,11 @@ cdef ssize_t _read_into_reader(int fd, bint sock, reader, Py_ssize_t size) excep
         n = _lx_recv(fd, PyByteArray_AS_STRING(buf) + old, <size_t>size, 0)
     else:
         n = read(fd, PyByteArray_AS_STRING(buf) + old, <size_t>size)
+    err = errno   # before the resize, which may call realloc()
     # Shrinking a bytearray cannot fail.
     _lx_bytearray_resize(buf, old + (n if n > 0 else 0))
     if n <= 0:
-        return 0 if n == 0 else -errno
+        return 0 if n == 0 else -err
     _note_read_size(n)
     _stream_reader_fed(reader, old + n)
     return n
