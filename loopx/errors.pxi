@@ -4,8 +4,21 @@
 # "key: value" line per other context key, tracebacks written out) so that
 # logs and tools that grep them read loopx's errors like asyncio's.
 
+#
+# Nothing is reported once the interpreter is finalizing.  A loop that was
+# never closed can be collected in the last garbage collection, after
+# _asyncio has freed its module globals; a pending task's finalizer then
+# reports "Task was destroyed but it is pending!", and repr() of that task
+# dereferences the freed repr function on 3.11: a crash at exit.  asyncio's
+# own handler reports nothing at that point either (its module globals are
+# gone, so it fails before it logs).
+
+cdef object _is_finalizing = sys.is_finalizing
+
 
 cdef _log_exception_context(Loop loop, dict context):
+    if _is_finalizing():
+        return
     message = context.get("message") or "Unhandled exception in event loop"
     exception = context.get("exception")
     if exception is not None:

@@ -417,3 +417,41 @@ def test_loop_left_in_the_policy_at_exit_warns_cleanly():
         "print('started', flush=True)\n")
     assert "started" in out
     assert "Exception ignored" not in out and "AttributeError" not in out, out
+
+
+_PENDING_AT_EXIT = {
+    "sleeping task": "loop.create_task(asyncio.sleep(1000))",
+    "sock_accept": "listener = socket.create_server(('127.0.0.1', 0)); listener.setblocking(False)\n"
+                   "    keep.append(listener); loop.create_task(loop.sock_accept(listener))",
+    "sock_recv": "loop.create_task(loop.sock_recv(a, 100))",
+    "stream read": "reader, writer = await asyncio.open_connection(sock=a)\n"
+                   "    keep.append(writer); loop.create_task(reader.read(100))",
+    "open transport": "keep.append(await loop.connect_accepted_socket(asyncio.Protocol, a))\n"
+                      "    loop.create_task(asyncio.wait_for(loop.create_future(), 1000))",
+}
+
+
+@pytest.mark.parametrize("pending", list(_PENDING_AT_EXIT), ids=list(_PENDING_AT_EXIT))
+def test_loop_left_with_pending_tasks_at_exit_does_not_crash(impl, pending):
+    """Never closed, still the thread's loop, tasks pending: the loop is
+    collected in the interpreter's last collection, after _asyncio has freed
+    its module globals.  The pending task's finalizer still reports to the
+    loop's exception handler; on 3.11 a repr() of that task there crashed
+    loopx (exit by SIGSEGV), while asyncio's handler silently fails."""
+    factory = "loopx.new_event_loop" if impl == "loopx" else "asyncio.new_event_loop"
+    out = helpers.python_subprocess(
+        "import asyncio, socket, warnings\n"
+        "import loopx\n"
+        f"loop = {factory}()\n"
+        "with warnings.catch_warnings():\n"
+        "    warnings.simplefilter('ignore', DeprecationWarning)\n"
+        "    asyncio.set_event_loop(loop)\n"
+        "a, b = socket.socketpair()\n"
+        "a.setblocking(False)\n"
+        "keep = [a, b]\n"
+        "async def main():\n"
+        f"    {_PENDING_AT_EXIT[pending]}\n"
+        "    await asyncio.sleep(0.01)\n"
+        "loop.run_until_complete(main())\n"
+        "print('started', flush=True)\n")
+    assert "started" in out
