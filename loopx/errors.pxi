@@ -3,7 +3,6 @@
 # The text follows asyncio's documented format (the message, then one
 # "key: value" line per other context key, tracebacks written out) so that
 # logs and tools that grep them read loopx's errors like asyncio's.
-
 #
 # Nothing is reported once the interpreter is finalizing.  A loop that was
 # never closed can be collected in the last garbage collection, after
