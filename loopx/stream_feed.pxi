@@ -132,15 +132,9 @@ cdef ssize_t _read_scratch_into_reader(int fd, bint sock, reader, Py_ssize_t siz
     copy, and no bytes object for feed_data.  For small reads, where sizing
     the buffer for a direct read (FIONREAD) costs more than the copy.
     Returns the bytes read (> 0), 0 at EOF, or -errno."""
-    cdef ssize_t n
-    if sock:
-        n = _lx_recv(fd, _read_scratch, <size_t>size, 0)
-    else:
-        n = read(fd, _read_scratch, <size_t>size)
-    if n <= 0:
-        return 0 if n == 0 else -errno
-    _note_read_size(n)
-    _append_chars_to_reader(reader, _read_scratch, n)
+    cdef ssize_t n = _read_fd(fd, sock, _read_scratch, size)
+    if n > 0:
+        _append_chars_to_reader(reader, _read_scratch, n)
     return n
 
 
@@ -150,7 +144,7 @@ cdef ssize_t _read_into_reader(int fd, bint sock, reader, Py_ssize_t size) excep
     or with size 0 what FIONREAD reports (at most _READ_ALLOC_MAX).  Returns
     the bytes read (> 0), 0 at EOF, -errno, or _NOT_DIRECT when this moment
     needs the ordinary path."""
-    cdef int avail = 0, err
+    cdef int avail = 0
     cdef Py_ssize_t old
     cdef ssize_t n
     if size <= 0:
@@ -162,17 +156,11 @@ cdef ssize_t _read_into_reader(int fd, bint sock, reader, Py_ssize_t size) excep
     if _lx_bytearray_resize(buf, old + size) < 0:
         PyErr_Clear()  # exported: the ordinary path raises extend()'s BufferError
         return _NOT_DIRECT
-    if sock:
-        n = _lx_recv(fd, PyByteArray_AS_STRING(buf) + old, <size_t>size, 0)
-    else:
-        n = read(fd, PyByteArray_AS_STRING(buf) + old, <size_t>size)
-    err = errno   # before the resize, which may call realloc()
+    n = _read_fd(fd, sock, PyByteArray_AS_STRING(buf) + old, size)
     # Shrinking a bytearray cannot fail.
     _lx_bytearray_resize(buf, old + (n if n > 0 else 0))
-    if n <= 0:
-        return 0 if n == 0 else -err
-    _note_read_size(n)
-    _stream_reader_fed(reader, old + n)
+    if n > 0:
+        _stream_reader_fed(reader, old + n)
     return n
 
 

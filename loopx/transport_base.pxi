@@ -82,15 +82,21 @@ cdef extern from "malloc_hint.h" nogil:
 cdef bint _large_reads_seen = False
 
 
-cdef inline void _note_read_size(ssize_t n) noexcept:
-    """Every allocating read reports its size: the first large one hints
-    malloc once that this process moves large buffers (csrc/malloc_hint.h:
-    without it, glibc hands the heap's top back to the kernel and faults it
-    in again for every large message)."""
+cdef inline ssize_t _read_fd(int fd, bint sock, char *buf, Py_ssize_t size) noexcept:
+    """One recv(2) (sock) or read(2) of up to size bytes into buf: the count,
+    0 at EOF, or minus the errno.  Every read whose bytes loopx allocates
+    for goes through here, so the first large one hints malloc, once, that
+    this process moves large buffers (csrc/malloc_hint.h: without it, glibc
+    hands the heap's top back to the kernel and faults it in again for
+    every large message)."""
     global _large_reads_seen
+    cdef ssize_t n = _lx_recv(fd, buf, <size_t>size, 0) if sock else read(fd, buf, <size_t>size)
+    if n < 0:
+        return -errno
     if n >= _DIRECT_READ_THRESHOLD and not _large_reads_seen:
         _large_reads_seen = True
         lx_malloc_hint_large_buffers()
+    return n
 
 
 cdef object _read_to_bytes(int fd, bint sock, Py_ssize_t size, _ReadInto into, ssize_t *nread):
@@ -112,9 +118,8 @@ cdef object _read_to_bytes(int fd, bint sock, Py_ssize_t size, _ReadInto into, s
     if into != _INTO_SCRATCH:
         raw = _lx_new_bytes(NULL, size)
         buf = _lx_bytes_buffer(raw)
-    n = _lx_recv(fd, buf, <size_t>size, 0) if sock else read(fd, buf, <size_t>size)
-    nread[0] = n if n >= 0 else -errno
-    _note_read_size(n)
+    n = _read_fd(fd, sock, buf, size)
+    nread[0] = n
     if into == _INTO_SCRATCH:
         return PyBytes_FromStringAndSize(buf, n) if n > 0 else None
     if n <= 0:
