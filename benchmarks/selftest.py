@@ -10,17 +10,20 @@ runs them; they are in the package (not the tests) so the isolated child
 processes can import them.
 """
 import asyncio
+import itertools
+
+
+# Counted across transports, so that connection churn (a write or two per
+# connection) gets corrupted too.
+_writes = itertools.count(1)
 
 
 def _corrupt_writes(transport):
     write = transport.write
-    writes = 0
 
     def corrupting_write(data):
-        nonlocal writes
-        writes += 1
         data = bytes(data)
-        if writes % 10 == 0 and data:
+        if next(_writes) % 10 == 0 and data:
             data = bytes([data[0] ^ 0xFF]) + data[1:]
         write(data)
 

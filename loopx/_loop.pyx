@@ -1274,6 +1274,7 @@ def _format_handle(Handle h):
 include "errors.pxi"
 include "executor.pxi"
 include "transport_base.pxi"
+include "sockaddr.pxi"
 include "stream_feed.pxi"
 include "stream.pxi"
 include "sockets.pxi"

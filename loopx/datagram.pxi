@@ -48,38 +48,9 @@ from asyncio import selector_events as _selector_events, trsock as _trsock
 
 
 cdef extern from "<sys/socket.h>" nogil:
-    ctypedef unsigned int socklen_t
-    ctypedef unsigned short sa_family_t
-    struct sockaddr:
-        sa_family_t sa_family
-    struct sockaddr_storage:
-        sa_family_t ss_family
     ssize_t recvfrom(int fd, void *buf, size_t n, int flags, sockaddr *addr, socklen_t *addrlen)
     ssize_t sendto(int fd, const void *buf, size_t n, int flags, const sockaddr *addr, socklen_t addrlen)
     ssize_t send(int fd, const void *buf, size_t n, int flags)
-    int AF_INET
-    int AF_INET6
-
-
-cdef extern from "<netinet/in.h>" nogil:
-    struct in_addr:
-        uint32_t s_addr
-    struct in6_addr:
-        unsigned char s6_addr[16]
-    struct sockaddr_in:
-        sa_family_t sin_family
-        unsigned short sin_port
-        in_addr sin_addr
-    struct sockaddr_in6:
-        sa_family_t sin6_family
-        unsigned short sin6_port
-        uint32_t sin6_flowinfo
-        in6_addr sin6_addr
-        uint32_t sin6_scope_id
-    unsigned short htons(unsigned short)
-    unsigned short ntohs(unsigned short)
-    uint32_t htonl(uint32_t)
-    uint32_t ntohl(uint32_t)
 
 
 cdef extern from "dgram_batch.h" nogil:
@@ -95,12 +66,6 @@ cdef extern from "dgram_batch.h" nogil:
         size_t len
     int lx_recv_datagrams(int fd, char *buf, size_t stride, size_t slot, lx_rdgram *d, int n)
     int LX_RECV_BATCH_MAX
-
-
-cdef extern from "<arpa/inet.h>" nogil:
-    int INET6_ADDRSTRLEN
-    const char *inet_ntop(int af, const void *src, char *dst, socklen_t size)
-    int inet_pton(int af, const char *src, void *dst)
 
 
 cdef enum:
@@ -156,28 +121,6 @@ cdef object _TransportSocket = _trsock.TransportSocket
 # Early 3.11 releases have pause_reading() on stream transports only; the
 # datagram transport inherits ReadTransport's NotImplementedError stubs.
 cdef bint _DATAGRAM_CAN_PAUSE = "pause_reading" in _selector_events._SelectorTransport.__dict__
-
-
-cdef object _sockaddr_to_tuple(sockaddr *sa, socklen_t salen):
-    """The socket module's Python form of an AF_INET/AF_INET6 address."""
-    cdef char text[64]   # >= INET6_ADDRSTRLEN
-    cdef sockaddr_in *a4
-    cdef sockaddr_in6 *a6
-    if salen == 0:
-        return None
-    if sa.sa_family == AF_INET:
-        a4 = <sockaddr_in *>sa
-        if inet_ntop(AF_INET, &a4.sin_addr, text, sizeof(text)) == NULL:
-            raise _os_error(errno)
-        return (text.decode("ascii"), ntohs(a4.sin_port))
-    if sa.sa_family == AF_INET6:
-        a6 = <sockaddr_in6 *>sa
-        if inet_ntop(AF_INET6, &a6.sin6_addr, text, sizeof(text)) == NULL:
-            raise _os_error(errno)
-        return (text.decode("ascii"), ntohs(a6.sin6_port),
-                ntohl(a6.sin6_flowinfo), a6.sin6_scope_id)
-    # Not seen on an INET socket; the socket module's generic form.
-    return (sa.sa_family, (<char *>sa)[sizeof(sa_family_t):salen])
 
 
 cdef inline bint _is_exact_uint(obj, unsigned long long limit):

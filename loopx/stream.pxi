@@ -47,6 +47,8 @@ cdef extern from "sys/socket.h" nogil:
 
 cdef extern from "compat.h" nogil:
     int MSG_NOSIGNAL
+    int LX_SOCK_NONBLOCK
+    int lx_accept_nonblock(int fd, sockaddr *sa, socklen_t *salen)
 
 cdef extern from "sys/uio.h" nogil:
     struct iovec:
@@ -62,11 +64,38 @@ cdef inline bint _would_block(int err):
     return err == EAGAIN or err == EWOULDBLOCK or err == EINTR
 
 
-cdef _set_nodelay(sock):
+cdef extern from "<netinet/tcp.h>" nogil:
+    int TCP_NODELAY
+
+cdef extern from "<netinet/in.h>" nogil:
+    int IPPROTO_TCP
+
+cdef extern from "<sys/socket.h>" nogil:
+    int SOCK_STREAM
+    int setsockopt(int fd, int level, int name, const void *value, socklen_t size)
+
+import _socket
+# The C socket type's own members read as plain ints; socket.socket's
+# properties of the same names build an enum member on every read.
+cdef object _C_SOCKET = _socket.socket
+cdef object _C_FAMILY = _socket.socket.__dict__["family"]
+cdef object _C_TYPE = _socket.socket.__dict__["type"]
+cdef object _C_PROTO = _socket.socket.__dict__["proto"]
+
+
+cdef _set_nodelay(sock, int fd):
     # asyncio turns Nagle off on TCP transports; so do we.
-    if (sock.family in (socket.AF_INET, socket.AF_INET6)
-            and sock.type == socket.SOCK_STREAM and sock.proto == socket.IPPROTO_TCP):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    cdef int one = 1
+    if not issubclass(type(sock), _C_SOCKET):   # not isinstance: a mock's __class__ lies
+        if (sock.family in (socket.AF_INET, socket.AF_INET6)
+                and sock.type == socket.SOCK_STREAM and sock.proto == socket.IPPROTO_TCP):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return
+    if (_C_FAMILY.__get__(sock) in (AF_INET, AF_INET6)
+            and _C_TYPE.__get__(sock) == SOCK_STREAM
+            and _C_PROTO.__get__(sock) == IPPROTO_TCP):
+        if setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0:
+            raise _os_error(errno)
 
 
 @cython.no_gc_clear
@@ -139,7 +168,7 @@ cdef class SocketTransport(_FlowControlTransport):
                 server._attach()
         loop._fd_grow(self._sock_fd)
         loop._fds[self._sock_fd].transport = <PyObject *>self
-        _set_nodelay(sock)
+        _set_nodelay(sock, self._sock_fd)
         # asyncio's order: connection_made, then reading starts, then the
         # waiter (so a paused-in-connection_made protocol is respected).
         loop._call_soon(protocol.connection_made, (self,), None)
@@ -654,6 +683,11 @@ cdef object _SocketTransportInterface = _interface_class(
     "SocketTransport", _selector_events._SelectorSocketTransport)
 
 
+from libc.errno cimport ECONNABORTED
+
+cdef object _SOCKET_ACCEPT = socket.socket.accept
+
+
 cdef class _StreamServing:
     """Accepts connections on one listening socket for a Server."""
 
@@ -661,38 +695,79 @@ cdef class _StreamServing:
     cdef object protocol_factory, sock, sslcontext, server
     cdef object ssl_handshake_timeout, ssl_shutdown_timeout
     cdef int backlog
+    # The listener's family, type and proto, when accepting natively
+    # (_accept_native) gives exactly what sock.accept() would: a plain
+    # socket.socket of family AF_INET or AF_INET6.
+    cdef bint _native
+    cdef int _family, _type, _proto
 
     def accept_ready(self):
         # Accept up to backlog connections per readiness: a burst of clients
         # is served without one poll per connection.
         cdef int i
+        if self._native and socket.socket.accept is _SOCKET_ACCEPT:
+            self._accept_native()
+            return
         for i in range(self.backlog):
             try:
                 conn, addr = self.sock.accept()
-                if self.loop._debug:
-                    logger.debug("%r got a new connection from %r: %r", self.server, addr, conn)
                 conn.setblocking(False)
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
                 return
             except OSError as exc:
-                if exc.errno in (errno_mod.EMFILE, errno_mod.ENFILE,
-                                 errno_mod.ENOBUFS, errno_mod.ENOMEM):
-                    # Out of fds or memory: report, stop accepting for a
-                    # moment (the backlog holds the clients), then retry.
-                    self.loop.call_exception_handler({
-                        "message": "socket.accept() out of system resource",
-                        "exception": exc,
-                        "socket": _trsock.TransportSocket(self.sock),
-                    })
-                    self.loop._remove_watch(self.sock.fileno(), False)
-                    self.loop.call_later(_constants.ACCEPT_RETRY_DELAY, self.start)
-                    return
-                raise  # the loop's exception handler logs it
+                self._accept_failed(exc)
+                return
             self.connection_accepted(conn, addr)
+
+    cdef _accept_native(self):
+        """accept_ready's loop without socket.accept()'s Python frames: one
+        accept4() per connection, a would-block that ends the burst without
+        an exception, and the peer's address converted once."""
+        cdef int i, conn_fd, err
+        cdef sockaddr_storage peer
+        cdef socklen_t peerlen
+        cdef int fd = self.sock.fileno()
+        for i in range(self.backlog):
+            peerlen = sizeof(peer)
+            conn_fd = lx_accept_nonblock(fd, <sockaddr *>&peer, &peerlen)
+            if conn_fd < 0:
+                err = errno
+                if err == EINTR:
+                    PyErr_CheckSignals()   # PEP 475, as socket.accept() does
+                    continue
+                if _would_block(err) or err == ECONNABORTED:
+                    return
+                self._accept_failed(_os_error(err))
+                return
+            try:
+                conn = _socket_type(self._family, self._type | LX_SOCK_NONBLOCK, self._proto, conn_fd)
+            except BaseException:
+                close(conn_fd)
+                raise
+            if not LX_SOCK_NONBLOCK:
+                conn.setblocking(False)
+            self.connection_accepted(conn, _sockaddr_to_tuple(<sockaddr *>&peer, peerlen))
+
+    cdef _accept_failed(self, exc):
+        if exc.errno in (errno_mod.EMFILE, errno_mod.ENFILE,
+                         errno_mod.ENOBUFS, errno_mod.ENOMEM):
+            # Out of fds or memory: report, stop accepting for a
+            # moment (the backlog holds the clients), then retry.
+            self.loop.call_exception_handler({
+                "message": "socket.accept() out of system resource",
+                "exception": exc,
+                "socket": _trsock.TransportSocket(self.sock),
+            })
+            self.loop._remove_watch(self.sock.fileno(), False)
+            self.loop.call_later(_constants.ACCEPT_RETRY_DELAY, self.start)
+            return
+        raise exc  # the loop's exception handler logs it
 
     cdef connection_accepted(self, conn, peername):
         cdef SocketTransport transport
         protocol = None
+        if self.loop._debug:
+            logger.debug("%r got a new connection from %r: %r", self.server, peername, conn)
         try:
             protocol = self.protocol_factory()
             if self.sslcontext is None:
@@ -772,6 +847,11 @@ cdef _start_serving(Loop loop, protocol_factory, sock, sslcontext, server, backl
     serving.backlog = backlog
     serving.ssl_handshake_timeout = ssl_handshake_timeout
     serving.ssl_shutdown_timeout = ssl_shutdown_timeout
+    if type(sock) is _socket_type and sock.family in (AF_INET, AF_INET6):
+        serving._native = True
+        serving._family = sock.family
+        serving._type = sock.type
+        serving._proto = sock.proto
     serving.start()
 
 

@@ -13,6 +13,10 @@
  *   echo  each connection sends a SIZE-byte message, waits for exactly that
  *         message back, and repeats: one message in flight per connection.
  *   udp   the same over connected UDP sockets, one datagram per message.
+ *   connect  each connection sends one SIZE-byte message, waits for the echo
+ *         and closes, then a fresh connection takes its place: one operation
+ *         is a whole connection (connect, accept, echo, close), timed from
+ *         the connect.
  *   http  each connection sends PIPELINE keep-alive GET requests in one write
  *         and checks every response: status 200, a Content-Length, and a body
  *         equal to the request's path (the contract of the benchmark servers).
@@ -33,7 +37,7 @@
 
 #include <sys/epoll.h>
 
-enum mode { MODE_ECHO, MODE_UDP, MODE_HTTP, MODE_IDLE };
+enum mode { MODE_ECHO, MODE_UDP, MODE_HTTP, MODE_IDLE, MODE_CONNECT };
 
 struct conn {
     int fd;
@@ -105,7 +109,7 @@ static void print_counts(void)
     printf("\"mode\": \"%s\", \"conns\": %d, \"size\": %zu, \"ops_total\": %llu, "
            "\"bytes_verified\": %llu",
            opt.mode == MODE_ECHO ? "echo" : opt.mode == MODE_UDP ? "udp"
-           : opt.mode == MODE_HTTP ? "http" : "idle",
+           : opt.mode == MODE_HTTP ? "http" : opt.mode == MODE_CONNECT ? "connect" : "idle",
            opt.conns, opt.size, (unsigned long long)ops_total,
            (unsigned long long)bytes_verified);
 }
@@ -233,13 +237,33 @@ static void start_next(struct conn *c)
         start_message(c);
 }
 
+static void open_conn(struct conn *c, int idx);
+static void close_conn(struct conn *c, int abortive);
+
+/* Connect mode: the connection is done; a new one takes its slot.  Its
+ * messages go on where the old one's stopped (seq), so no two connections of
+ * a slot are sent the same bytes. */
+static void replace_conn(struct conn *c)
+{
+    uint64_t seq = c->seq, t = now_ns();
+    close_conn(c, 0);
+    if (draining)
+        return;
+    open_conn(c, c->idx);
+    c->seq = seq;
+    start_message(c);
+    c->started_ns = t;   /* the connect is part of the operation */
+}
+
 static void finish(struct conn *c)
 {
     c->busy = 0;
     in_flight--;
+    if (opt.mode == MODE_CONNECT)
+        replace_conn(c);
     /* Idle mode proves each connection once per phase; the others keep going
      * until the window is over. */
-    if (opt.mode != MODE_IDLE && !draining)
+    else if (opt.mode != MODE_IDLE && !draining)
         start_next(c);
 }
 
@@ -301,6 +325,8 @@ static void read_echo(struct conn *c)
         if (c->rcvd == opt.size) {
             count_op(c, t);
             finish(c);
+            if (opt.mode == MODE_CONNECT)
+                return;   /* c is a new connection now (or none): epoll says when to read it */
         }
     }
 }
@@ -431,6 +457,8 @@ static void open_conn(struct conn *c, int idx)
 
 static void close_conn(struct conn *c, int abortive)
 {
+    if (c->fd < 0)
+        return;   /* connect mode: closed already, not replaced */
     if (abortive) {
         /* Reset instead of FIN: 10,000 connections per run would otherwise
          * leave 10,000 ports in TIME_WAIT and exhaust the ephemeral range
@@ -439,8 +467,10 @@ static void close_conn(struct conn *c, int abortive)
         setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     }
     close(c->fd);
+    c->fd = -1;
     free(c->out);
     free(c->in);
+    c->out = c->in = NULL;
 }
 
 /* Wait for events once, at most until deadline_ns; fail if the server has
@@ -546,7 +576,7 @@ static void run_idle(void)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: loadgen echo|udp|http|idle tcp:HOST:PORT|udp:HOST:PORT|unix:PATH "
+    fprintf(stderr, "usage: loadgen echo|udp|http|idle|connect tcp:HOST:PORT|udp:HOST:PORT|unix:PATH "
                     "[-c conns] [-s size] [-w warmup] [-d duration] [-p pipeline] "
                     "[-m max_connecting] [-t io_timeout]\n");
     exit(2);
@@ -560,6 +590,7 @@ int main(int argc, char **argv)
     else if (strcmp(argv[1], "udp") == 0) opt.mode = MODE_UDP;
     else if (strcmp(argv[1], "http") == 0) opt.mode = MODE_HTTP;
     else if (strcmp(argv[1], "idle") == 0) opt.mode = MODE_IDLE;
+    else if (strcmp(argv[1], "connect") == 0) opt.mode = MODE_CONNECT;
     else usage();
     opt.endpoint_spec = argv[2];
     if (parse_endpoint(argv[2], &opt.ep) < 0)

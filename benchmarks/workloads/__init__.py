@@ -69,6 +69,12 @@ REGISTRY = (
             f"TCP echo, loop.sock_recv/sock_sendall, {label} messages, 10 clients "
             "(round trips/s)")
       for tag, size, label in _SIZES),
+    *(Workload(f"tcp_connect_{style}_1k", "network", "server", "stream_echo",
+               f"TCP connection churn, {label}: connect, one 1 KiB echo, close; 10 clients "
+               "(connections/s)",
+               params={"style": style}, client={"mode": "connect", "conns": 10, "size": 1024},
+               raw_c="tcp", has_latency=True)
+      for style, label in (("protocol", "asyncio.Protocol"), ("streams", "asyncio streams"))),
     Workload("unix_echo_1k", "network", "server", "stream_echo",
              "Unix socket echo, asyncio.Protocol, 1 KiB messages, 10 clients (round trips/s)",
              params={"style": "protocol", "family": "unix"},
