@@ -13,6 +13,13 @@
 #define MSG_NOSIGNAL 0
 #endif
 
+/* Linux's own socket features (the abstract AF_UNIX namespace). */
+#ifdef __linux__
+#define LX_LINUX 1
+#else
+#define LX_LINUX 0
+#endif
+
 /* Accept a connection as a non-blocking, close-on-exec socket: one accept4()
  * where there is one (Linux, the BSDs), else accept() and two fcntl()s.
  * LX_SOCK_NONBLOCK is SOCK_NONBLOCK where that exists, to tell Python's socket

@@ -510,12 +510,12 @@ cdef class DatagramTransport(_FlowControlTransport):
             peer = self._peer_cache_tuple[slot]
             if (peer is None or cached.rawlen != salen
                     or memcmp(&cached.raw, sa, salen) != 0):
-                peer = _sockaddr_to_tuple(sa, salen)
+                peer = _sockaddr_to_python(sa, salen)
                 memcpy(&cached.raw, sa, salen)
                 cached.rawlen = salen
                 self._peer_cache_tuple[slot] = peer
         else:
-            peer = _sockaddr_to_tuple(sa, salen)
+            peer = _sockaddr_to_python(sa, salen)
         self._peer_tuple = peer
         memcpy(&self._peer_raw, sa, salen)
         self._peer_rawlen = salen

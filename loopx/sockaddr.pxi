@@ -1,6 +1,9 @@
 # Socket addresses between C and Python.  Included into _loop.pyx before the
 # transports that use it (stream serving, datagrams).
 
+cdef extern from "Python.h":
+    object PyUnicode_DecodeFSDefault(const char *s)
+
 cdef extern from "<sys/socket.h>" nogil:
     ctypedef unsigned int socklen_t
     ctypedef unsigned short sa_family_t
@@ -10,6 +13,15 @@ cdef extern from "<sys/socket.h>" nogil:
         sa_family_t ss_family
     int AF_INET
     int AF_INET6
+    int AF_UNIX
+
+
+cdef extern from "<sys/un.h>" nogil:
+    struct sockaddr_un:
+        char sun_path[1]    # its real size does not matter here
+
+cdef extern from "compat.h" nogil:
+    int LX_LINUX
 
 
 cdef extern from "<netinet/in.h>" nogil:
@@ -39,11 +51,16 @@ cdef extern from "<arpa/inet.h>" nogil:
     int inet_pton(int af, const char *src, void *dst)
 
 
-cdef object _sockaddr_to_tuple(sockaddr *sa, socklen_t salen):
-    """The socket module's Python form of an AF_INET/AF_INET6 address."""
+cdef object _sockaddr_to_python(sockaddr *sa, socklen_t salen):
+    """The socket module's Python form of an AF_INET, AF_INET6 or AF_UNIX
+    address, as socket.accept() or recvfrom() would return it.  An AF_UNIX
+    address must sit in a zeroed buffer larger than the address (a
+    sockaddr_storage): like the socket module, we read its path up to a NUL."""
     cdef char text[64]   # >= INET6_ADDRSTRLEN
     cdef sockaddr_in *a4
     cdef sockaddr_in6 *a6
+    cdef char *path
+    cdef Py_ssize_t pathlen
     if salen == 0:
         return None
     if sa.sa_family == AF_INET:
@@ -57,5 +74,12 @@ cdef object _sockaddr_to_tuple(sockaddr *sa, socklen_t salen):
             raise _os_error(errno)
         return (text.decode("ascii"), ntohs(a6.sin6_port),
                 ntohl(a6.sin6_flowinfo), a6.sin6_scope_id)
-    # Not seen on an INET socket; the socket module's generic form.
+    if sa.sa_family == AF_UNIX:
+        path = (<sockaddr_un *>sa).sun_path
+        pathlen = <Py_ssize_t>salen - (path - <char *>sa)
+        if LX_LINUX and pathlen > 0 and path[0] == 0:
+            return path[:pathlen]   # Linux's abstract namespace: bytes
+        # A named socket's path, or '' for an unnamed one (pathlen 0).
+        return PyUnicode_DecodeFSDefault(path)
+    # Not seen on these families; the socket module's generic form.
     return (sa.sa_family, (<char *>sa)[sizeof(sa_family_t):salen])

@@ -697,7 +697,7 @@ cdef class _StreamServing:
     cdef int backlog
     # The listener's family, type and proto, when accepting natively
     # (_accept_native) gives exactly what sock.accept() would: a plain
-    # socket.socket of family AF_INET or AF_INET6.
+    # socket.socket of family AF_INET, AF_INET6 or AF_UNIX.
     cdef bint _native
     cdef int _family, _type, _proto
 
@@ -729,6 +729,7 @@ cdef class _StreamServing:
         cdef int fd = self.sock.fileno()
         for i in range(self.backlog):
             peerlen = sizeof(peer)
+            memset(&peer, 0, sizeof(peer))   # see _sockaddr_to_python
             conn_fd = lx_accept_nonblock(fd, <sockaddr *>&peer, &peerlen)
             if conn_fd < 0:
                 err = errno
@@ -746,7 +747,7 @@ cdef class _StreamServing:
                 raise
             if not LX_SOCK_NONBLOCK:
                 conn.setblocking(False)
-            self.connection_accepted(conn, _sockaddr_to_tuple(<sockaddr *>&peer, peerlen))
+            self.connection_accepted(conn, _sockaddr_to_python(<sockaddr *>&peer, peerlen))
 
     cdef _accept_failed(self, exc):
         if exc.errno in (errno_mod.EMFILE, errno_mod.ENFILE,
@@ -847,7 +848,7 @@ cdef _start_serving(Loop loop, protocol_factory, sock, sslcontext, server, backl
     serving.backlog = backlog
     serving.ssl_handshake_timeout = ssl_handshake_timeout
     serving.ssl_shutdown_timeout = ssl_shutdown_timeout
-    if type(sock) is _socket_type and sock.family in (AF_INET, AF_INET6):
+    if type(sock) is _socket_type and sock.family in (AF_INET, AF_INET6, AF_UNIX):
         serving._native = True
         serving._family = sock.family
         serving._type = sock.type

@@ -10,6 +10,7 @@ import asyncio
 import errno
 import os
 import socket
+import sys
 
 import pytest
 
@@ -92,6 +93,47 @@ def test_accepted_socket_and_extra_info_match_socket_accept(loop, family, host):
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         for c in clients:
             c.close()
+        server.close()
+        await server.wait_closed()
+    helpers.run(loop, main())
+
+
+UNIX_CLIENTS = [
+    pytest.param("unnamed", id="unnamed"),
+    pytest.param("path", id="path"),
+    pytest.param("abstract", id="abstract", marks=pytest.mark.skipif(
+        not sys.platform.startswith("linux"), reason="the abstract namespace is Linux's")),
+]
+
+
+@helpers.windows_skip("create_unix_server: AF_UNIX")
+@pytest.mark.parametrize("client_kind", UNIX_CLIENTS)
+def test_accepted_unix_connection_matches_socket_accept(loop, tmp_path, client_kind):
+    path = str(tmp_path / "srv.sock")
+
+    async def main():
+        log = []
+        server = await loop.create_unix_server(lambda: Accepted(log), path)
+        c = socket.socket(socket.AF_UNIX)
+        if client_kind == "path":
+            c.bind(str(tmp_path / "client-\u00e9.sock"))   # a non-ASCII name, too
+        elif client_kind == "abstract":
+            c.bind(b"\0loopx-test-" + os.urandom(6).hex().encode())
+        c.setblocking(False)
+        await loop.sock_connect(c, path)
+        assert await _echo_once(loop, c, b"unix") == b"unix"
+        transport, = log
+        peer = transport.get_extra_info("peername")
+        assert peer == c.getsockname() and type(peer) is type(c.getsockname())
+        if client_kind == "unnamed":
+            assert peer == ""
+        sock = transport.get_extra_info("socket")
+        assert sock.getpeername() == peer
+        assert transport.get_extra_info("sockname") == path
+        assert sock.family == socket.AF_UNIX and sock.type == socket.SOCK_STREAM
+        assert not os.get_blocking(sock.fileno())
+        assert not os.get_inheritable(sock.fileno())
+        c.close()
         server.close()
         await server.wait_closed()
     helpers.run(loop, main())

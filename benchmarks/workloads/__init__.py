@@ -75,6 +75,12 @@ REGISTRY = (
                params={"style": style}, client={"mode": "connect", "conns": 10, "size": 1024},
                raw_c="tcp", has_latency=True)
       for style, label in (("protocol", "asyncio.Protocol"), ("streams", "asyncio streams"))),
+    Workload("unix_connect_1k", "network", "server", "stream_echo",
+             "Unix socket connection churn, asyncio.Protocol: connect, one 1 KiB echo, close; "
+             "10 clients (connections/s)",
+             params={"style": "protocol", "family": "unix"},
+             client={"mode": "connect", "conns": 10, "size": 1024},
+             raw_c="unix", has_latency=True),
     Workload("unix_echo_1k", "network", "server", "stream_echo",
              "Unix socket echo, asyncio.Protocol, 1 KiB messages, 10 clients (round trips/s)",
              params={"style": "protocol", "family": "unix"},
