@@ -25,15 +25,16 @@
  * LX_SOCK_NONBLOCK is SOCK_NONBLOCK where that exists, to tell Python's socket
  * constructor so (without it the caller must setblocking(False)).  Returns the
  * fd, or -1 with errno set. */
-#ifdef SOCK_NONBLOCK
+#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC) && !defined(LX_NO_ACCEPT4)
+#define LX_HAVE_ACCEPT4 1
 #define LX_SOCK_NONBLOCK SOCK_NONBLOCK
 #else
-#define LX_SOCK_NONBLOCK 0
+#define LX_SOCK_NONBLOCK 0   /* (LX_NO_ACCEPT4: the C tests' portable variant) */
 #endif
 
 static inline int lx_accept_nonblock(int fd, struct sockaddr *sa, socklen_t *salen)
 {
-#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
+#ifdef LX_HAVE_ACCEPT4
     return accept4(fd, sa, salen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 #else
     int conn = accept(fd, sa, salen), flags, err;

@@ -2,9 +2,10 @@
 tests cannot drive to every branch: csrc/tests/test_dgram_batch.c exercises
 lx_send_datagrams with a socket that fills up (EAGAIN part-way through a
 batch), which UDP over loopback never does, and lx_recv_datagrams with cut
-datagrams and a pending error.  Built with the C compiler the extension is
-built with, once per code path the platform can take (sendmmsg()/recvmmsg()
-and the portable loop)."""
+datagrams and a pending error; csrc/tests/test_compat.c the portable accept
+that macOS takes.  Built with the C compiler the extension is built with,
+once per code path the platform can take (sendmmsg()/recvmmsg() or
+accept4(), and the portable code)."""
 import os
 import shutil
 import subprocess
@@ -26,14 +27,23 @@ def _compiler():
     return path
 
 
-@pytest.mark.parametrize("variant", [[], ["-DLX_NO_MMSG"]], ids=["native", "portable"])
-def test_dgram_batch(tmp_path, variant):
-    exe = tmp_path / "test_dgram_batch"
+def _build_and_run(tmp_path, name, variant):
+    exe = tmp_path / name
     subprocess.run(
         [_compiler(), "-D_GNU_SOURCE", "-O2", "-Wall", "-Wextra", "-Werror", *variant,
          "-I", os.path.join(ROOT, "csrc"), "-o", str(exe),
-         os.path.join(ROOT, "csrc", "tests", "test_dgram_batch.c")],
+         os.path.join(ROOT, "csrc", "tests", name + ".c")],
         check=True)
     result = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr[-4000:]
     assert result.stdout.strip().endswith("ok")
+
+
+@pytest.mark.parametrize("variant", [[], ["-DLX_NO_MMSG"]], ids=["native", "portable"])
+def test_dgram_batch(tmp_path, variant):
+    _build_and_run(tmp_path, "test_dgram_batch", variant)
+
+
+@pytest.mark.parametrize("variant", [[], ["-DLX_NO_ACCEPT4"]], ids=["accept4", "portable"])
+def test_compat_accept(tmp_path, variant):
+    _build_and_run(tmp_path, "test_compat", variant)
