@@ -117,7 +117,8 @@ cdef class Handle:
 
 cdef class TimerHandle(Handle):
     cdef:
-        double _when
+        # Readable as asyncio.TimerHandle's _when is: code and tests read it.
+        readonly double _when
         bint _scheduled       # True while the timer heap holds it
 
     cdef bint _same_as(self, TimerHandle o)
@@ -167,6 +168,10 @@ cdef class Loop:
         bint _iteration_polled # polled since run_forever() started
         FdWatch *_fds
         Py_ssize_t _fds_cap
+        # fd -> the object (not an int) add_reader/add_writer watched it by,
+        # while it has a watch: remove_reader(sock) after sock.close() finds
+        # its fd here, as selectors do by searching their keys.
+        dict _watch_objs
 
         # cross-thread wakeup (lx_poller_wakeup): _wake_pending is set by
         # whoever wakes the poller and cleared by the loop when it drains the
@@ -217,4 +222,5 @@ cdef class Loop:
     cdef int _fd_rearm(self, int fd) except -1
     cdef int _run_native_reader(self, NativeReader r) except -1
     cdef bint _remove_watch(self, object fileobj, bint writer) except -1
+    cdef int _watched_fd_of(self, fileobj) except -2
     cdef void _release_native(self) noexcept

@@ -168,6 +168,17 @@ cdef int _fileobj_to_fd(object fileobj) except -1:
     return fd
 
 
+cdef object _fileobj_fileno(object fileobj):
+    # What fileno() says, even a closed socket's -1 (asyncio's
+    # _ensure_fd_no_transport takes that without complaint).
+    if isinstance(fileobj, int):
+        return fileobj
+    try:
+        return int(fileobj.fileno())
+    except (AttributeError, TypeError, ValueError):
+        raise ValueError(f"Invalid file object: {fileobj!r}") from None
+
+
 # A C global, not a module attribute: at interpreter exit a loop still set in
 # the policy is collected after this module's globals are gone.
 cdef object _warn = warnings.warn
@@ -718,6 +729,10 @@ cdef class Loop:
             # this iteration; cancelling it keeps it from running.
             _watch_cancel(old)
             _lx_decref(old)
+        if not isinstance(fileobj, int):
+            if self._watch_objs is None:
+                self._watch_objs = {}
+            self._watch_objs[fd] = fileobj
         return h
 
     cdef int _add_native_reader(self, int fd, NativeReader r, bint in_context,
@@ -748,7 +763,14 @@ cdef class Loop:
         cdef PyObject *old
         if self._closed:
             return False
-        fd = _fileobj_to_fd(fileobj)
+        try:
+            fd = _fileobj_to_fd(fileobj)
+        except ValueError:
+            # A socket closed since it was watched (fileno() is -1): the
+            # watch is found by the object, as selectors find their key.
+            fd = self._watched_fd_of(fileobj)
+            if fd < 0:
+                raise
         if fd >= self._fds_cap:
             return False
         cdef FdWatch *w = &self._fds[fd]
@@ -761,11 +783,23 @@ cdef class Loop:
         if old == NULL:
             return False
         try:
+            # For a closed fd the kernel has dropped the registration
+            # already; the poller takes that as done (poll_epoll.h).
             self._fd_set_interest(fd, w.events & _INTEREST & ~(LX_WRITE if writer else LX_READ), False)
         finally:
+            if self._watch_objs and self._fds[fd].reader == NULL and self._fds[fd].writer == NULL:
+                self._watch_objs.pop(fd, None)
             _watch_cancel(old)
             _lx_decref(old)
         return True
+
+    cdef int _watched_fd_of(self, fileobj) except -2:
+        """The fd that add_reader/add_writer watch by fileobj, or -1."""
+        if self._watch_objs:
+            for fd, obj in self._watch_objs.items():
+                if obj is fileobj:
+                    return fd
+        return -1
 
     cdef int _fd_rearm(self, int fd) except -1:
         """Re-arm fd's one-shot reader after an event that did not finish
@@ -776,14 +810,16 @@ cdef class Loop:
         return 0
 
     def _ensure_fd_no_transport(self, fd):
-        self._check_fd_no_transport(_fileobj_to_fd(fd), fd)
+        fileno = _fileobj_fileno(fd)
+        if 0 <= fileno < self._fds_cap:
+            self._check_fd_no_transport(fileno, fd)
 
     cdef int _check_fd_no_transport(self, int fd, fileobj) except -1:
         # The fd table knows each stream transport's fd (FdWatch.transport):
         # asyncio keeps a WeakValueDictionary for this, which costs an idle
         # connection a weakref and a lookup on every sock_* wait.  A C call,
         # as every waiting sock_* operation makes it.
-        if fd < self._fds_cap and self._fds[fd].transport != NULL:
+        if 0 <= fd < self._fds_cap and self._fds[fd].transport != NULL:
             transport = <object>self._fds[fd].transport
             if not transport.is_closing():
                 raise RuntimeError(f"File descriptor {fileobj!r} is used by transport {transport!r}")

@@ -225,6 +225,57 @@ def test_fd_reused_after_close_without_remove(loop):
         loop.remove_reader(c)
 
 
+@pytest.mark.parametrize("method", ["reader", "writer"])
+def test_removing_the_watch_of_a_socket_closed_meanwhile(loop, method):
+    """anyio's pattern: add_reader(sock), another task closes sock, then
+    remove_reader(sock) when the wait ends.  The watch is found by the
+    object (its fileno() is -1 now), as selectors find their key, and the
+    fd number's next owner can be watched."""
+    add = getattr(loop, "add_" + method)
+    remove = getattr(loop, "remove_" + method)
+    a, b = helpers.socketpair()
+    add(a, lambda: None)
+    a.close()
+    b.close()
+    assert remove(a) is True
+    with pytest.raises(ValueError):   # gone: neither the fd nor the object is known
+        remove(a)
+    c, d = helpers.socketpair()
+    with c, d:
+        got = []
+        loop.add_reader(c, lambda: got.append(c.recv(10)))
+        d.send(b"reused")
+        _wait_for(loop, got)
+        assert got == [b"reused"]
+        loop.remove_reader(c)
+
+
+@helpers.only("loopx")
+def test_closed_socket_with_both_watches_keeps_the_other_until_removed(loop):
+    """asyncio's selector raises EBADF here: taking one direction off a
+    closed socket's key makes it epoll_ctl(MOD) the dead fd.  loopx takes
+    that as done, as it does for the last direction."""
+    a, b = helpers.socketpair()
+    loop.add_reader(a, lambda: None)
+    loop.add_writer(a, lambda: None)
+    a.close()
+    b.close()
+    assert loop.remove_reader(a) is True
+    assert loop.remove_writer(a) is True
+    with pytest.raises(ValueError):
+        loop.remove_writer(a)
+
+
+@pytest.mark.parametrize("method", ["remove_reader", "remove_writer"])
+def test_removing_a_closed_socket_that_was_never_watched(loop, method):
+    # selectors find no key for it, and say so with the fd's ValueError.
+    a, b = helpers.socketpair()
+    a.close()
+    b.close()
+    with pytest.raises(ValueError):
+        getattr(loop, method)(a)
+
+
 def test_many_fds_watched_at_once(loop):
     pairs = [helpers.socketpair() for _ in range(200)]
     try:

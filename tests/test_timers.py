@@ -108,6 +108,8 @@ def test_timer_handle_when(loop):
     later = loop.call_later(5, lambda: None)
     after = loop.time()
     assert before + 5 <= later.when() <= after + 5
+    # asyncio.TimerHandle's private _when, which code and tests read, too.
+    assert handle._when == handle.when() and later._when == later.when()
     handle.cancel()
     later.cancel()
 
