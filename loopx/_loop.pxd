@@ -154,7 +154,7 @@ cdef class Loop:
         PyObject *_live_next
         public Py_ssize_t _timer_cancelled_count
         bint _stopping
-        bint _closed
+        readonly bint _closed   # readonly: asyncio's loop has it, and code reads it
         public bint _debug
         object _thread_id
         public double slow_callback_duration
@@ -168,6 +168,7 @@ cdef class Loop:
         bint _iteration_polled # polled since run_forever() started
         FdWatch *_fds
         Py_ssize_t _fds_cap
+        Py_ssize_t _fds_watched  # fds with read or write interest registered
         # fd -> the object (not an int) add_reader/add_writer watched it by,
         # while it has a watch: remove_reader(sock) after sock.close() finds
         # its fd here, as selectors do by searching their keys.

@@ -223,6 +223,7 @@ cdef class Loop:
         cap = self._fds_cap
         self._fds = NULL
         self._fds_cap = 0
+        self._fds_watched = 0
         if fds != NULL:
             for fd in range(cap):
                 if fds[fd].reader != NULL:
@@ -496,12 +497,17 @@ cdef class Loop:
         now_ns = lx_monotonic_ns()
         if self._ready.len or self._stopping:
             timeout_ns = 0
-            if (self._iteration_polled and now_ns - self._last_poll_ns < _BUSY_POLL_INTERVAL_NS):
-                # Callbacks keep the loop busy and we polled moments ago: a
-                # zero-timeout poll now would most likely find nothing, and
-                # the syscall costs as much as running a callback.  I/O is
-                # still checked at least every _BUSY_POLL_INTERVAL_NS, and on
-                # the first iteration of every run_forever().
+            if (not self._fds_watched and self._iteration_polled
+                    and now_ns - self._last_poll_ns < _BUSY_POLL_INTERVAL_NS):
+                # Callbacks keep the loop busy, no fd is watched and we
+                # polled moments ago: a zero-timeout poll now could only
+                # find a wakeup or a signal, and the syscall costs as much
+                # as running a callback.  Those are still checked at least
+                # every _BUSY_POLL_INTERVAL_NS, and on the first iteration of
+                # every run_forever().  With an fd watched we poll on every
+                # iteration, as asyncio does: I/O that is ready is queued
+                # before the callbacks this iteration schedules, and programs
+                # rely on that order (asyncssh's stdin redirection).
                 timeout_ns = -2
         elif self._timers.len:
             delta = self._timers.items[0].when - <double>now_ns / 1e9
@@ -699,6 +705,8 @@ cdef class Loop:
         if events != w.events:
             if lx_poller_modify(&self._poller, fd, w.events, events) < 0:
                 raise _os_error(errno)
+            if (w.events & _INTEREST == 0) != (events & _INTEREST == 0):
+                self._fds_watched += 1 if events & _INTEREST else -1
             w.events = events
         return 0
 

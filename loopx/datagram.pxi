@@ -342,6 +342,19 @@ cdef class DatagramTransport(_FlowControlTransport):
             self._read_batch()
         return 0
 
+    # WriteTransport's stream methods: stubs in asyncio's datagram transport.
+    def write(self, data):
+        raise NotImplementedError
+
+    def writelines(self, list_of_data):
+        raise NotImplementedError
+
+    def write_eof(self):
+        raise NotImplementedError
+
+    def can_write_eof(self):
+        raise NotImplementedError
+
     def is_reading(self):
         if not _DATAGRAM_CAN_PAUSE:
             raise NotImplementedError

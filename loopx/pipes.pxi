@@ -510,6 +510,16 @@ cdef class WritePipeTransport(_FlowControlTransport):
         self._first_off = 0
         self._buffer_size = 0
 
+    # ReadTransport's methods, which asyncio's write pipe inherits as stubs.
+    def is_reading(self):
+        raise NotImplementedError
+
+    def pause_reading(self):
+        raise NotImplementedError
+
+    def resume_reading(self):
+        raise NotImplementedError
+
     def can_write_eof(self):
         return True
 

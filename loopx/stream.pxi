@@ -110,7 +110,7 @@ cdef class SocketTransport(_FlowControlTransport):
         bint _protocol_connected
         object _server
         bint _eof                      # write_eof() called
-        bint _paused                   # pause_reading() in effect
+        readonly bint _paused          # pause_reading() in effect (readable, as asyncio's)
         bint _big_reads                # see _DIRECT_READ_THRESHOLD
         bint _corked                   # the protocol's read callback is running
         bint _cork_pending             # write() queued data while corked and

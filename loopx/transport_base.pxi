@@ -140,7 +140,7 @@ cdef class _TransportBase(NativeReader):
         Loop _loop
         object _protocol
         dict _extra
-        bint _closing
+        readonly bint _closing  # readonly: asyncio's transports have it, code reads it
         object __weakref__
         # Programs (and CPython's tests) set attributes on transports, even
         # replace methods; asyncio's transports allow it, so ours do too.

@@ -63,3 +63,67 @@ def test_the_poller_is_the_one_for_this_platform():
     if expected is None:
         expected = "epoll" if sys.platform.startswith("linux") else "kqueue"
     assert _loop.POLLER == expected
+
+
+# loopx's native transports against the asyncio transports they stand in for.
+TRANSPORT_MODELS = [
+    ("SocketTransport", "selector_events", "_SelectorSocketTransport"),
+    ("DatagramTransport", "selector_events", "_SelectorDatagramTransport"),
+    ("ReadPipeTransport", "unix_events", "_UnixReadPipeTransport"),
+    ("WritePipeTransport", "unix_events", "_UnixWritePipeTransport"),
+]
+
+
+@helpers.windows_skip("these are the selector loop's transports")
+@pytest.mark.parametrize("name, module, model", TRANSPORT_MODELS)
+def test_native_transport_has_every_public_method_of_its_asyncio_model(name, module, model):
+    import importlib
+    native = getattr(helpers.import_loopx()._loop, name)
+    model = getattr(importlib.import_module("asyncio." + module), model)
+    public = {m for cls in model.__mro__ if cls is not object for m in vars(cls)
+              if not m.startswith("_") and callable(getattr(model, m))}
+    assert sorted(m for m in public if not hasattr(native, m)) == []
+
+
+@helpers.windows_skip("write pipes are POSIX")
+def test_stream_methods_a_transport_lacks_raise_not_implemented(loop):
+    """What asyncio's transports inherit as stubs raises NotImplementedError
+    on both loops: reading on a write pipe, stream writes on a datagram
+    transport."""
+    import os
+
+    async def main():
+        r, w = os.pipe()
+        pipe, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(w, "wb"))
+        dgram, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol,
+                                                       local_addr=("127.0.0.1", 0))
+        calls = [(pipe.is_reading, ()), (pipe.pause_reading, ()), (pipe.resume_reading, ()),
+                 (dgram.write, (b"x",)), (dgram.writelines, ([b"x"],)),
+                 (dgram.write_eof, ()), (dgram.can_write_eof, ())]
+        for method, args in calls:
+            with pytest.raises(NotImplementedError):
+                method(*args)
+        pipe.close()
+        dgram.close()
+        await asyncio.sleep(0)
+        os.close(r)
+    helpers.run(loop, main())
+
+
+def test_private_state_code_reads_is_there(loop):
+    """loop._closed, transport._closing and transport._paused: asyncio's own
+    fields, which libraries and uvloop's tests read (loopx's are read-only)."""
+    async def main():
+        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        transport, _ = await loop.create_connection(asyncio.Protocol, *server.sockets[0].getsockname())
+        assert transport._closing is False and transport._paused is False
+        transport.pause_reading()
+        assert transport._paused is True
+        transport.close()
+        assert transport._closing is True
+        server.close()
+        await server.wait_closed()
+    assert loop._closed is False
+    helpers.run(loop, main())
+    loop.close()
+    assert loop._closed is True

@@ -1,4 +1,5 @@
 """add_reader / remove_reader / add_writer / remove_writer."""
+import asyncio
 import os
 import socket
 import tempfile
@@ -489,3 +490,26 @@ def test_removed_watcher_releases_its_callback_arguments(loop):
         assert loop.remove_reader(a) is True
         assert loop.remove_writer(a) is True
         assert helpers.released(ref)
+
+
+def test_ready_io_runs_before_callbacks_scheduled_in_the_same_iteration(loop):
+    """asyncio polls at the start of every iteration, so an fd that is ready
+    then has its callback queued ahead of anything the iteration's callbacks
+    schedule.  Programs depend on that order (asyncssh's stdin redirection:
+    a new pipe's waiting data before the old pipe's connection_lost)."""
+    log = []
+    r, w = helpers.socketpair()
+    w.send(b"x")
+
+    async def main():
+        await asyncio.sleep(0.01)      # a fresh iteration, polled
+        woken = loop.create_future()
+        loop.call_soon(loop.add_reader, r, lambda: (log.append("reader"), loop.remove_reader(r)))
+        loop.call_soon(woken.set_result, None)
+        await woken                     # the task runs an iteration later
+        loop.call_soon(log.append, "call_soon")
+        await asyncio.sleep(0.01)
+
+    with r, w:
+        helpers.run(loop, main())
+    assert log == ["reader", "call_soon"]

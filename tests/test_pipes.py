@@ -672,3 +672,41 @@ def test_debug_mode_pipes(loop):
         assert rp.data() == b"debug"
 
     run(loop, main())
+
+
+class _Named(asyncio.Protocol):
+    def __init__(self, name, log):
+        self.name, self.log = name, log
+
+    def data_received(self, data):
+        self.log.append((self.name, data))
+
+    def connection_lost(self, exc):
+        self.log.append((self.name, "lost"))
+
+
+def test_a_new_pipe_s_waiting_data_comes_before_an_old_pipe_s_close(loop):
+    """asyncssh's redirect_stdin: open a read pipe whose data is already
+    there, then close the old one.  As with asyncio, the new pipe's data is
+    delivered before the old pipe's connection_lost."""
+    log = []
+
+    async def main():
+        old_w, old_r = helpers.socketpair()
+        new_w, new_r = helpers.socketpair()
+        old_w.send(b"xxx")
+        new_w.send(b"yyy")
+        old_file = os.fdopen(old_r.detach(), "rb", buffering=0)
+        new_file = os.fdopen(new_r.detach(), "rb", buffering=0)
+        old, _ = await loop.connect_read_pipe(lambda: _Named("old", log), old_file)
+        await asyncio.sleep(0.05)
+        new, _ = await loop.connect_read_pipe(lambda: _Named("new", log), new_file)
+        old.close()
+        await asyncio.sleep(0.05)
+        new.close()
+        await asyncio.sleep(0)
+        old_w.close()
+        new_w.close()
+
+    helpers.run(loop, main())
+    assert log == [("old", b"xxx"), ("new", b"yyy"), ("old", "lost"), ("new", "lost")]
