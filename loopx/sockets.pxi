@@ -23,13 +23,18 @@ cdef object _PENDING = object()
 cdef tuple _WOULD_BLOCK = (BlockingIOError, InterruptedError)
 
 
-cdef _check_socket(sock):
+cdef bint _check_socket(Loop loop, sock) except -1:
+    """Refuse what asyncio refuses; True if sock is blocking (or has a
+    timeout).  asyncio refuses those in debug mode only, and otherwise lets
+    the socket's own methods block the loop; so does loopx, calling them
+    rather than its native syscalls, which would block holding the GIL."""
     if isinstance(sock, _SSLSocket):
         raise TypeError("Socket cannot be of type SSLSocket")
-    # asyncio checks this in debug mode only; a blocking socket would block
-    # the whole loop, so loopx always refuses it.
     if sock.gettimeout() != 0:
-        raise ValueError("the socket must be non-blocking")
+        if loop._debug:
+            raise ValueError("the socket must be non-blocking")
+        return True
+    return False
 
 
 async def _sock_wait(Loop loop, sock, bint writer, attempt, tuple args):
@@ -155,9 +160,9 @@ cdef class _RecvWaiter(NativeReader):
 async def _sock_recv(Loop loop, sock, n):
     cdef _RecvWaiter waiter
     cdef int fd
-    _check_socket(sock)
-    if not 0 <= n <= _READ_SCRATCH_SIZE:
-        # Negative sizes get socket's own error; huge reads its own path.
+    if _check_socket(loop, sock) or not 0 <= n <= _READ_SCRATCH_SIZE:
+        # Negative sizes get socket's own error; huge reads, and blocking
+        # sockets, its own method.
         try:
             return sock.recv(n)
         except _WOULD_BLOCK:
@@ -176,13 +181,15 @@ async def _sock_recv(Loop loop, sock, n):
 
 async def _sock_recv_into(Loop loop, sock, buf):
     cdef _RecvWaiter waiter
-    _check_socket(sock)
+    cdef bint blocking = _check_socket(loop, sock)
     try:
         # The socket's own method first: its checks and errors (a read-only
         # buffer is a TypeError), and no wait when data is there.
         return sock.recv_into(buf)
     except _WOULD_BLOCK:
         pass
+    if blocking:
+        return await _sock_wait(loop, sock, False, _call_socket_method, (sock, "recv_into", (buf,)))
     waiter = _recv_waiter(loop, sock, sock.fileno(), 0, buf)
     try:
         return await waiter.fut
@@ -216,7 +223,7 @@ cdef _recv_unwatch(Loop loop, _RecvWaiter waiter):
 
 
 async def _sock_recvfrom(Loop loop, sock, bufsize):
-    _check_socket(sock)
+    _check_socket(loop, sock)
     try:
         return sock.recvfrom(bufsize)
     except _WOULD_BLOCK:
@@ -225,7 +232,7 @@ async def _sock_recvfrom(Loop loop, sock, bufsize):
 
 
 async def _sock_recvfrom_into(Loop loop, sock, buf, nbytes):
-    _check_socket(sock)
+    _check_socket(loop, sock)
     if not nbytes:
         nbytes = len(buf)
     try:
@@ -236,7 +243,7 @@ async def _sock_recvfrom_into(Loop loop, sock, buf, nbytes):
 
 
 async def _sock_sendto(Loop loop, sock, data, address):
-    _check_socket(sock)
+    _check_socket(loop, sock)
     try:
         return sock.sendto(data, address)
     except _WOULD_BLOCK:
@@ -279,9 +286,9 @@ cdef Py_ssize_t _send_now(int fd, data, Py_ssize_t *size) except -2:
 
 
 async def _sock_sendall(Loop loop, sock, data):
-    _check_socket(sock)
+    cdef bint blocking = _check_socket(loop, sock)
     cdef Py_ssize_t n, size
-    if type(sock) is _socket_type and PyObject_CheckBuffer(data):
+    if not blocking and type(sock) is _socket_type and PyObject_CheckBuffer(data):
         # A plain socket's send() cannot be replaced per instance (it has
         # __slots__): send natively, with no method call and no memoryview.
         n = _send_now(sock.fileno(), data, &size)
@@ -305,7 +312,7 @@ def _accept_nonblocking(sock):
 
 
 async def _sock_accept(Loop loop, sock):
-    _check_socket(sock)
+    _check_socket(loop, sock)
     try:
         return _accept_nonblocking(sock)
     except _WOULD_BLOCK:
@@ -347,7 +354,7 @@ async def _resolve_for(Loop loop, sock, address):
 
 
 async def _sock_connect(Loop loop, sock, address):
-    _check_socket(sock)
+    _check_socket(loop, sock)
     if sock.family == socket.AF_INET or sock.family == socket.AF_INET6:
         address = await _resolve_for(loop, sock, address)
     try:
@@ -379,7 +386,7 @@ cdef _check_sendfile_params(sock, file, offset, count):
 
 
 async def _sock_sendfile(Loop loop, sock, file, offset, count, fallback):
-    _check_socket(sock)
+    _check_socket(loop, sock)
     _check_sendfile_params(sock, file, offset, count)
     try:
         return await _sock_sendfile_native(loop, sock, file, offset, count)

@@ -353,6 +353,38 @@ def test_blocking_socket_is_rejected_in_debug_mode(loop, method, args):
         helpers.run(loop, main())
 
 
+def test_blocking_sockets_work_outside_debug_mode_as_in_asyncio(loop):
+    """Outside debug mode asyncio lets a blocking socket's own methods run
+    (and block the loop): asyncssh's tests connect a plain socket.socket()
+    with sock_connect.  Data is always there here, so nothing waits long."""
+    async def main():
+        with helpers.tcp_listener() as listener:
+            blocking = socket.socket()
+            with blocking:
+                assert blocking.gettimeout() is None
+                await loop.sock_connect(blocking, listener.getsockname())
+                conn, _ = await loop.sock_accept(listener)
+                with conn:
+                    await loop.sock_sendall(blocking, b"ping" * 1000)
+                    got = b""
+                    while len(got) < 4000:
+                        got += await loop.sock_recv(conn, 4000 - len(got))
+                    assert got == b"ping" * 1000
+                    await loop.sock_sendall(conn, b"pong")
+                    assert await loop.sock_recv(blocking, 4) == b"pong"
+                    await loop.sock_sendall(conn, b"into")
+                    buf = bytearray(4)
+                    assert await loop.sock_recv_into(blocking, buf) == 4 and buf == b"into"
+                    # A socket with a timeout: its own TimeoutError, as asyncio.
+                    blocking.settimeout(0.05)
+                    with pytest.raises(TimeoutError):
+                        await loop.sock_recv(blocking, 1)
+                    with pytest.raises(TimeoutError):
+                        await loop.sock_recv_into(blocking, buf)
+    assert not loop.get_debug()
+    helpers.run(loop, main())
+
+
 def test_cancelled_sock_recv_removes_its_reader(loop):
     a, b = helpers.socketpair()
     with a, b:
