@@ -19,6 +19,24 @@ else:
     _Base = asyncio.base_events.BaseEventLoop
     _Unix = asyncio.unix_events._UnixSelectorEventLoop
 
+    class _Borrowed:
+        """A method of asyncio's own loop class, looked up there whenever it
+        is used: a test that patches ``asyncio.BaseEventLoop.create_connection``
+        (asyncssh's do) patches loopx's as well, as it would a subclass's."""
+
+        __slots__ = ("_owner", "_name")
+
+        def __init__(self, owner):
+            self._owner = owner
+
+        def __set_name__(self, cls, name):
+            self._name = name
+
+        def __get__(self, obj, objtype=None):
+            func = getattr(self._owner, self._name)
+            bind = getattr(type(func), "__get__", None)
+            return func if obj is None or bind is None else bind(func, obj, objtype)
+
     class Loop(_NativeLoop, asyncio.AbstractEventLoop):
         """The loopx event loop.
 
@@ -37,23 +55,23 @@ else:
         _sendfile_fallback, sock_connect, ...), all native.
         """
 
-        create_connection = _Base.create_connection
-        _connect_sock = _Base._connect_sock
-        _create_connection_transport = _Base._create_connection_transport
-        _ensure_resolved = _Base._ensure_resolved
-        create_server = _Base.create_server
-        _create_server_getaddrinfo = _Base._create_server_getaddrinfo
-        connect_accepted_socket = _Base.connect_accepted_socket
-        start_tls = _Base.start_tls
-        sendfile = _Base.sendfile
-        create_unix_connection = _Unix.create_unix_connection
-        subprocess_exec = _Base.subprocess_exec
-        subprocess_shell = _Base.subprocess_shell
-        _log_subprocess = _Base._log_subprocess
-        create_unix_server = _Unix.create_unix_server
-        create_datagram_endpoint = _Base.create_datagram_endpoint
-        connect_read_pipe = _Base.connect_read_pipe
-        connect_write_pipe = _Base.connect_write_pipe
+        create_connection = _Borrowed(_Base)
+        _connect_sock = _Borrowed(_Base)
+        _create_connection_transport = _Borrowed(_Base)
+        _ensure_resolved = _Borrowed(_Base)
+        create_server = _Borrowed(_Base)
+        _create_server_getaddrinfo = _Borrowed(_Base)
+        connect_accepted_socket = _Borrowed(_Base)
+        start_tls = _Borrowed(_Base)
+        sendfile = _Borrowed(_Base)
+        create_unix_connection = _Borrowed(_Unix)
+        subprocess_exec = _Borrowed(_Base)
+        subprocess_shell = _Borrowed(_Base)
+        _log_subprocess = _Borrowed(_Base)
+        create_unix_server = _Borrowed(_Unix)
+        create_datagram_endpoint = _Borrowed(_Base)
+        connect_read_pipe = _Borrowed(_Base)
+        connect_write_pipe = _Borrowed(_Base)
 
     # The standard Unix policy, so that everything a policy offers on this Python
     # (get_child_watcher on 3.11-3.13, ...) behaves as asyncio's; 3.14 renamed the

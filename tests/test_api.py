@@ -127,3 +127,24 @@ def test_private_state_code_reads_is_there(loop):
     helpers.run(loop, main())
     loop.close()
     assert loop._closed is True
+
+
+@helpers.windows_skip("the Windows loop is asyncio's proactor loop itself")
+def test_patching_asyncio_s_base_loop_reaches_the_borrowed_methods(loop, monkeypatch):
+    """loopx runs asyncio's own create_connection & co.; a test that patches
+    them on asyncio.BaseEventLoop (asyncssh's do) patches loopx's too."""
+    calls = []
+
+    async def fake_create_connection(self, *args, **kwargs):
+        calls.append((self, args))
+        return "patched"
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "create_connection", fake_create_connection)
+
+    async def main():
+        return await loop.create_connection(asyncio.Protocol, "example.invalid", 1)
+
+    assert helpers.run(loop, main()) == "patched"
+    assert calls == [(loop, (asyncio.Protocol, "example.invalid", 1))]
+    monkeypatch.undo()
+    assert type(loop).create_connection is asyncio.BaseEventLoop.create_connection
