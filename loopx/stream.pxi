@@ -723,11 +723,15 @@ cdef class _StreamServing:
         """accept_ready's loop without socket.accept()'s Python frames: one
         accept4() per connection, a would-block that ends the burst without
         an exception, and the peer's address converted once."""
-        cdef int i, conn_fd, err
+        cdef int i, fd, conn_fd, err
         cdef sockaddr_storage peer
         cdef socklen_t peerlen
-        cdef int fd = self.sock.fileno()
         for i in range(self.backlog):
+            # Asked afresh each time: the protocol factory, which runs
+            # between two accepts, may have closed the server.
+            fd = self.sock.fileno()
+            if fd < 0:
+                return
             peerlen = sizeof(peer)
             memset(&peer, 0, sizeof(peer))   # see _sockaddr_to_python
             conn_fd = lx_accept_nonblock(fd, <sockaddr *>&peer, &peerlen)
