@@ -154,29 +154,23 @@ cdef inline double _now():
     return <double>lx_monotonic_ns() / 1e9
 
 
-cdef int _fileobj_to_fd(object fileobj) except -1:
-    # selectors' rules: an int, or an object whose fileno() gives one.
-    if isinstance(fileobj, int):
-        fd = fileobj
-    else:
-        try:
-            fd = int(fileobj.fileno())
-        except (AttributeError, TypeError, ValueError):
-            raise ValueError(f"Invalid file object: {fileobj!r}") from None
-    if fd < 0 or fd > 0x7fffffff:
-        raise ValueError(f"Invalid file descriptor: {fd}")
-    return fd
-
-
 cdef object _fileobj_fileno(object fileobj):
-    # What fileno() says, even a closed socket's -1 (asyncio's
-    # _ensure_fd_no_transport takes that without complaint).
+    # selectors' rules: an int, or an object whose fileno() gives one.  Any
+    # int, even a closed socket's -1 (asyncio's _ensure_fd_no_transport
+    # takes that without complaint); _fileobj_to_fd checks the range.
     if isinstance(fileobj, int):
         return fileobj
     try:
         return int(fileobj.fileno())
     except (AttributeError, TypeError, ValueError):
         raise ValueError(f"Invalid file object: {fileobj!r}") from None
+
+
+cdef int _fileobj_to_fd(object fileobj) except -1:
+    fd = _fileobj_fileno(fileobj)
+    if fd < 0 or fd > 0x7fffffff:
+        raise ValueError(f"Invalid file descriptor: {fd}")
+    return fd
 
 
 # A C global, not a module attribute: at interpreter exit a loop still set in

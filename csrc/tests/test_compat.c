@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -45,10 +46,12 @@ static void test_accepted_socket_is_nonblocking_cloexec_with_the_peer(void)
         CHECK(peer.sin_family == AF_INET);
         CHECK(peer.sin_port == mine.sin_port);
         CHECK(peer.sin_addr.s_addr == mine.sin_addr.s_addr);
-        /* The socket works: one byte through it. */
+        /* The socket works: one byte through it (waited for, since the
+         * socket does not block). */
         char b = 0;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
         CHECK(write(c, "x", 1) == 1);
-        usleep(10000);
+        CHECK(poll(&pfd, 1, 5000) == 1);
         CHECK(read(fd, &b, 1) == 1 && b == 'x');
         close(fd);
     }
