@@ -13,7 +13,10 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.path.join(HERE, "csrc")
 DEFAULT_BIN_DIR = os.path.join(HERE, "bin")
-PROGRAMS = {"loadgen": "loadgen.c", "raw_server": "raw_server.c"}
+# program: (source, libraries).  The load generator speaks TLS through the
+# system OpenSSL (Debian/Ubuntu: libssl-dev).
+PROGRAMS = {"loadgen": ("loadgen.c", ["-lssl", "-lcrypto"]),
+            "raw_server": ("raw_server.c", [])}
 CFLAGS = ["-O2", "-std=gnu11", "-Wall"]
 
 
@@ -45,13 +48,13 @@ def ensure_built(bin_dir=DEFAULT_BIN_DIR):
         raise BuildError("no C compiler found (install cc or set $CC)")
     os.makedirs(bin_dir, exist_ok=True)
     header = os.path.join(SOURCE_DIR, "common.h")
-    for program, source in PROGRAMS.items():
+    for program, (source, libraries) in PROGRAMS.items():
         src = os.path.join(SOURCE_DIR, source)
         binary = os.path.join(bin_dir, program)
         if not _stale(binary, (src, header)):
             continue
         partial = f"{binary}.tmp{os.getpid()}"
-        proc = subprocess.run([cc, *CFLAGS, "-o", partial, src],
+        proc = subprocess.run([cc, *CFLAGS, "-o", partial, src, *libraries],
                               capture_output=True, text=True)
         if proc.returncode != 0:
             raise BuildError(f"{cc} failed on {source}: {proc.stderr.strip()[-800:]}")

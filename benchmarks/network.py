@@ -54,6 +54,8 @@ def _loadgen_argv(workload, budget, ctx, endpoint):
             "-t", str(_IO_TIMEOUT)]
     if "pipeline" in opts:
         argv += ["-p", str(opts["pipeline"])]
+    if opts.get("tls"):
+        argv += ["-S", "tls"]
     return argv
 
 

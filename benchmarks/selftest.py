@@ -32,7 +32,7 @@ def _corrupt_writes(transport):
 
 
 class _CorruptingLoop(asyncio.SelectorEventLoop):
-    """Flips one byte in every 10th write of each socket and write-pipe
+    """Flips one byte in every 10th write of each socket, TLS and write-pipe
     transport (a subprocess's stdin is one).
 
     Often enough that even a very short run hits it on every connection.
@@ -43,6 +43,10 @@ class _CorruptingLoop(asyncio.SelectorEventLoop):
 
     def _make_write_pipe_transport(self, *args, **kwargs):
         return _corrupt_writes(super()._make_write_pipe_transport(*args, **kwargs))
+
+    def _make_ssl_transport(self, *args, **kwargs):
+        # The TLS application transport: the flipped byte is encrypted intact.
+        return _corrupt_writes(super()._make_ssl_transport(*args, **kwargs))
 
 
 class _DuplicatingLoop(asyncio.SelectorEventLoop):

@@ -8,7 +8,7 @@
 # Arguments go to `python -m benchmarks` (see --help there). All setup is done
 # here, so it works on a fresh machine:
 #   1. a venv in .venv/bench (BENCH_PYTHON=python3.12 picks the interpreter);
-#   2. uvloop, rloop, httptools, matplotlib and rich from PyPI (one that fails
+#   2. uvloop, rloop, httptools, trustme, matplotlib and rich from PyPI (one that fails
 #      to install only drops its loop, workload or chart, with a message);
 #   3. loopx itself, built by `pip install` from a snapshot copy of the
 #      checkout. Building from a copy keeps the build out of the working tree,
@@ -41,7 +41,7 @@ fi
 mkdir -p "$logs"
 
 # --- 2. PyPI dependencies ----------------------------------------------------
-deps=(uvloop rloop httptools matplotlib rich)
+deps=(uvloop rloop httptools trustme matplotlib rich)
 say "installing ${deps[*]}"
 if ! "${pip[@]}" "${deps[@]}" >"$logs/deps.log" 2>&1; then
     # One at a time, so one package without a wheel for this Python does not

@@ -7,6 +7,8 @@ chart test skips without matplotlib and the load-generator tests skip
 without a C compiler.
 """
 import json
+import os
+import subprocess
 
 import pytest
 
@@ -109,13 +111,21 @@ def test_a_missing_loop_feature_fails_with_the_exception(ctx):
 
 # --- network workloads (native load generator) ----------------------------
 
-# Echo, and connection churn (one echo per connection: the loadgen's
-# "connect" mode counts whole connections).
-ECHO_MODES = ["tcp_echo_protocol_1k", "tcp_connect_protocol_1k", "tcp_connect_streams_1k"]
+# Echo, connection churn (one echo per connection: the loadgen's "connect"
+# mode counts whole connections), and echo over TLS (the loadgen is a TLS
+# client; the server's certificate comes from trustme).
+ECHO_MODES = ["tcp_echo_protocol_1k", "tcp_connect_protocol_1k", "tls_echo_streams_1k",
+              "tcp_connect_streams_1k"]
+
+
+def _needs(name):
+    for module in workload(name).requires:
+        pytest.importorskip(module, reason=f"{name} needs {module}")
 
 
 @pytest.mark.parametrize("name", ECHO_MODES)
 def test_echo_verifier_passes_asyncio(ctx, bin_dir, name):
+    _needs(name)
     ctx.bin_dir = bin_dir
     result = run_server(loop("asyncio"), workload(name), NET, ctx, 0)
     assert result.ok, result.reason
@@ -123,8 +133,9 @@ def test_echo_verifier_passes_asyncio(ctx, bin_dir, name):
     assert 0 < result.p50_us <= result.p99_us
 
 
-@pytest.mark.parametrize("name", ECHO_MODES[:2])
+@pytest.mark.parametrize("name", ECHO_MODES[:3])
 def test_echo_verifier_catches_a_flipped_byte(ctx, bin_dir, name):
+    _needs(name)
     ctx.bin_dir = bin_dir
     result = run_server(loop("benchmarks.selftest:corrupting_loop"), workload(name), NET, ctx, 0)
     assert not result.ok
@@ -138,6 +149,37 @@ def test_raw_c_reference_server_passes_the_verifier(ctx, bin_dir):
     result = run_server(loop("raw-c"), workload("tcp_echo_protocol_1k"), NET, ctx, 0)
     assert result.ok, result.reason
     assert result.value > 0
+
+
+def test_tls_loadgen_fails_cleanly_on_a_plaintext_server(bin_dir):
+    # A server that does not speak TLS (the raw C one echoes the ClientHello
+    # back) must fail the handshake with a reason, not hang or post a number.
+    raw = subprocess.Popen([os.path.join(bin_dir, "raw_server"), "tcp", "tcp:127.0.0.1:0"],
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        ready = raw.stdout.readline().split()
+        assert ready[0] == "READY", ready
+        port = json.loads(" ".join(ready[1:]))["port"]
+        gen = subprocess.run([os.path.join(bin_dir, "loadgen"), "echo", f"tcp:127.0.0.1:{port}",
+                              "-c", "1", "-d", "0.1", "-t", "5", "-S", "tls"],
+                             capture_output=True, text=True, timeout=30)
+    finally:
+        raw.kill()
+        raw.wait()
+    assert gen.returncode == 1
+    verdict = json.loads(gen.stdout.splitlines()[-1].removeprefix("RESULT "))
+    assert verdict["ok"] is False
+    assert "TLS handshake" in verdict["error"]
+
+
+@pytest.mark.parametrize("mode, endpoint", [("udp", "udp:127.0.0.1:9"),
+                                            ("connect", "tcp:127.0.0.1:9"),
+                                            ("echo", "unix:/tmp/x.sock")])
+def test_tls_loadgen_is_echo_over_tcp_only(bin_dir, mode, endpoint):
+    gen = subprocess.run([os.path.join(bin_dir, "loadgen"), mode, endpoint, "-S", "tls"],
+                         capture_output=True, text=True, timeout=30)
+    assert gen.returncode == 2
+    assert "usage" in gen.stderr
 
 
 # --- the whole command ----------------------------------------------------

@@ -10,6 +10,7 @@
  *
  * Usage: loadgen MODE ENDPOINT [-c CONNS] [-s SIZE] [-w WARMUP] [-d DURATION]
  *                              [-p PIPELINE] [-m MAX_CONNECTING] [-t IO_TIMEOUT]
+ *                              [-S tls]
  *   echo  each connection sends a SIZE-byte message, waits for exactly that
  *         message back, and repeats: one message in flight per connection.
  *   udp   the same over connected UDP sockets, one datagram per message.
@@ -24,6 +25,11 @@
  *         proves each with one echo, prints IDLE_READY and holds them idle
  *         until a line (or EOF) on stdin, proves them all again, then closes.
  *
+ * -S tls (echo mode over TCP): each connection is a TLS client (OpenSSL),
+ * handshaken before the run starts; what is sent and checked is the
+ * plaintext.  The server's certificate is not verified: the benchmark measures
+ * the server's data path, and the bytes are checked all the same.
+ *
  * Messages are windows into one random pattern, shifted per connection and per
  * message, so a server echoing a stale or another connection's buffer fails.
  *
@@ -37,10 +43,14 @@
 
 #include <sys/epoll.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 enum mode { MODE_ECHO, MODE_UDP, MODE_HTTP, MODE_IDLE, MODE_CONNECT };
 
 struct conn {
     int fd;
+    SSL *ssl;             /* -S tls: the TLS session over fd, else NULL */
     int idx;
     int busy;             /* a message (http: a batch) is in flight */
     int out_armed;        /* EPOLLOUT is registered: the send was partial */
@@ -68,10 +78,12 @@ static struct {
     double warmup, duration, io_timeout;
     int pipeline;
     int max_connecting;
+    int tls;
 } opt = {.conns = 10, .size = 1024, .warmup = 0.2, .duration = 1.0,
          .io_timeout = 5.0, .pipeline = 8, .max_connecting = 64};
 
 static int epfd = -1;
+static SSL_CTX *tls_ctx;
 static struct conn *conns;
 static unsigned char *pattern;   /* opt.size + 256 random bytes */
 static int in_flight;            /* connections with a message in flight */
@@ -175,10 +187,51 @@ static void arm_out(struct conn *c, int on)
     c->out_armed = on;
 }
 
+/* The OpenSSL error queue as one line, for failure messages. */
+static const char *tls_error(void)
+{
+    static char msg[256];
+    unsigned long e = ERR_get_error();
+    if (e == 0)
+        return errno ? strerror(errno) : "no detail";
+    ERR_error_string_n(e, msg, sizeof msg);
+    ERR_clear_error();
+    return msg;
+}
+
+/* One SSL_write of what is left of send_buf: 1 when some was written, 0 when
+ * the socket is full (the caller waits for an event and calls flush again). */
+static int tls_write(struct conn *c)
+{
+    size_t left = c->send_len - c->sent;
+    int n = SSL_write(c->ssl, c->send_buf + c->sent, left > INT32_MAX ? INT32_MAX : (int)left);
+    if (n > 0) {
+        c->sent += (size_t)n;
+        return 1;
+    }
+    switch (SSL_get_error(c->ssl, n)) {
+    case SSL_ERROR_WANT_WRITE:
+        arm_out(c, 1);
+        return 0;
+    case SSL_ERROR_WANT_READ:
+        /* A post-handshake message must be read first: EPOLLIN is always
+         * armed, and on_event retries the write after any read. */
+        arm_out(c, 0);
+        return 0;
+    default:
+        fail("connection %d: SSL_write failed: %s", c->idx, tls_error());
+    }
+}
+
 /* Send what is left of send_buf; wait for EPOLLOUT if the socket is full. */
 static void flush(struct conn *c)
 {
     while (c->sent < c->send_len) {
+        if (c->ssl) {
+            if (!tls_write(c))
+                return;
+            continue;
+        }
         ssize_t n = send(c->fd, c->send_buf + c->sent, c->send_len - c->sent, MSG_NOSIGNAL);
         if (n > 0) {
             /* A datagram goes whole or not at all. */
@@ -272,6 +325,23 @@ static void finish(struct conn *c)
 /* recv() that treats EOF and errors as failures; returns 0 on EAGAIN. */
 static ssize_t recv_some(struct conn *c, void *buf, size_t len)
 {
+    if (c->ssl) {
+        /* Called until it returns 0, so no decrypted data is ever left
+         * waiting inside OpenSSL while epoll sees nothing. */
+        int n = SSL_read(c->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
+        if (n > 0)
+            return n;
+        switch (SSL_get_error(c->ssl, n)) {
+        case SSL_ERROR_WANT_READ:
+        case SSL_ERROR_WANT_WRITE:
+            return 0;
+        case SSL_ERROR_ZERO_RETURN:
+            fail("connection %d: the server closed TLS after %llu messages", c->idx,
+                 (unsigned long long)c->seq - (c->busy ? 1 : 0));
+        default:
+            fail("connection %d: SSL_read failed: %s", c->idx, tls_error());
+        }
+    }
     for (;;) {
         ssize_t n = recv(c->fd, buf, len, 0);
         if (n > 0)
@@ -422,7 +492,7 @@ static void on_event(struct epoll_event *ev)
         else
             read_echo(c);
     }
-    if ((ev->events & EPOLLOUT) && c->busy && c->sent < c->send_len)
+    if ((ev->events & EPOLLOUT || c->ssl) && c->busy && c->sent < c->send_len)
         flush(c);
 }
 
@@ -441,6 +511,14 @@ static void open_conn(struct conn *c, int idx)
     if (connect(c->fd, (struct sockaddr *)&opt.ep.addr, opt.ep.addrlen) < 0)
         fail("connect to %s: %s (connection %d)", opt.endpoint_spec, strerror(errno), idx);
     set_nodelay(c->fd, &opt.ep);
+    if (opt.tls) {
+        /* Blocking handshake: it happens before the measured window. */
+        c->ssl = SSL_new(tls_ctx);
+        if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1)
+            fail("SSL_new: %s", tls_error());
+        if (SSL_connect(c->ssl) != 1)
+            fail("TLS handshake with %s: %s (connection %d)", opt.endpoint_spec, tls_error(), idx);
+    }
     if (set_nonblocking(c->fd) < 0)
         fail("fcntl: %s", strerror(errno));
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
@@ -465,6 +543,12 @@ static void close_conn(struct conn *c, int abortive)
          * after a few rounds. */
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
         setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    if (c->ssl) {
+        /* Sends close_notify without waiting for the server's. */
+        SSL_shutdown(c->ssl);
+        SSL_free(c->ssl);
+        c->ssl = NULL;
     }
     close(c->fd);
     c->fd = -1;
@@ -578,7 +662,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: loadgen echo|udp|http|idle|connect tcp:HOST:PORT|udp:HOST:PORT|unix:PATH "
                     "[-c conns] [-s size] [-w warmup] [-d duration] [-p pipeline] "
-                    "[-m max_connecting] [-t io_timeout]\n");
+                    "[-m max_connecting] [-t io_timeout] [-S tls]\n");
     exit(2);
 }
 
@@ -606,11 +690,22 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "-p") == 0) opt.pipeline = atoi(v);
         else if (strcmp(argv[i], "-m") == 0) opt.max_connecting = atoi(v);
         else if (strcmp(argv[i], "-t") == 0) opt.io_timeout = atof(v);
+        else if (strcmp(argv[i], "-S") == 0 && strcmp(v, "tls") == 0) opt.tls = 1;
         else usage();
     }
     if (opt.conns < 1 || opt.size < 1 || opt.pipeline < 1 || opt.max_connecting < 1 ||
-        (opt.mode == MODE_UDP && opt.size > 65507))
+        (opt.mode == MODE_UDP && opt.size > 65507) ||
+        (opt.tls && (opt.mode != MODE_ECHO || opt.ep.family == AF_UNIX)))
         usage();
+    if (opt.tls) {
+        tls_ctx = SSL_CTX_new(TLS_client_method());
+        if (!tls_ctx)
+            fail("SSL_CTX_new: %s", tls_error());
+        SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+        /* A partial SSL_write leaves the rest of send_buf for later, and
+         * send_buf does not move: the same contract as send(). */
+        SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE);
+    }
 
     raise_fd_limit();
     epfd = epoll_create1(EPOLL_CLOEXEC);

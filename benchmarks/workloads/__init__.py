@@ -31,7 +31,14 @@ class Workload:
     has_latency: bool = False
 
 
-def _echo(name, style, size, description):
+def _echo(name, style, size, description, tls=False):
+    if tls:   # no raw C server speaks TLS
+        return Workload(
+            name=name, group="network", kind="server", module="stream_echo",
+            description=description, params={"style": style, "tls": True},
+            client={"mode": "echo", "conns": 10, "size": size, "tls": True},
+            requires=("trustme",), has_latency=True,
+        )
     return Workload(
         name=name, group="network", kind="server", module="stream_echo",
         description=description, params={"style": style},
@@ -75,6 +82,11 @@ REGISTRY = (
                params={"style": style}, client={"mode": "connect", "conns": 10, "size": 1024},
                raw_c="tcp", has_latency=True)
       for style, label in (("protocol", "asyncio.Protocol"), ("streams", "asyncio streams"))),
+    *(_echo(f"tls_echo_{style}_{tag}", style, size,
+            f"TLS echo over TCP, {label}, {size_label} messages, 10 clients (round trips/s)",
+            tls=True)
+      for style, label in (("protocol", "asyncio.Protocol"), ("streams", "asyncio streams"))
+      for tag, size, size_label in _SIZES[:2]),
     Workload("unix_connect_1k", "network", "server", "stream_echo",
              "Unix socket connection churn, asyncio.Protocol: connect, one 1 KiB echo, close; "
              "10 clients (connections/s)",

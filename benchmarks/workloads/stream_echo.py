@@ -10,9 +10,14 @@
 The load generator sends a message per connection, waits for all of it to
 come back and checks every byte. The same servers back the idle-connections
 workload (protocol style).
+
+With ``tls=True`` the protocol and streams servers speak TLS (asyncio's
+``ssl=`` argument), with a certificate for 127.0.0.1 issued by a throwaway
+``trustme`` CA; the load generator is then a TLS client.
 """
 import asyncio
 import socket
+import ssl
 
 from .base import describe_address
 
@@ -61,7 +66,18 @@ def _listening_socket(family, unix_path):
     return sock
 
 
-async def start(loop, style="protocol", family="tcp", unix_path=None):
+def _server_ssl_context():
+    import trustme  # only the TLS workloads need it (Workload.requires)
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)
+    return context
+
+
+async def start(loop, style="protocol", family="tcp", unix_path=None, tls=False):
+    tls_context = _server_ssl_context() if tls else None
+    if tls and (style == "sock" or family == "unix"):
+        raise ValueError("TLS echo is served over TCP by the protocol and streams servers")
     if style == "sock":
         listener = _listening_socket(family, unix_path)
         tasks = set()
@@ -89,9 +105,11 @@ async def start(loop, style="protocol", family="tcp", unix_path=None):
         if family == "unix":
             server = await asyncio.start_unix_server(_serve_stream, unix_path, backlog=4096)
         else:
-            server = await asyncio.start_server(_serve_stream, "127.0.0.1", 0, backlog=4096)
+            server = await asyncio.start_server(_serve_stream, "127.0.0.1", 0, backlog=4096,
+                                                ssl=tls_context)
     elif family == "unix":
         server = await loop.create_unix_server(EchoProtocol, unix_path, backlog=4096)
     else:
-        server = await loop.create_server(EchoProtocol, "127.0.0.1", 0, backlog=4096)
+        server = await loop.create_server(EchoProtocol, "127.0.0.1", 0, backlog=4096,
+                                          ssl=tls_context)
     return describe_address(server.sockets[0]), server.close
