@@ -33,6 +33,15 @@ find_pythons() {
     done
 }
 
+# The benchmark harness's tests build its C load generator, which links the
+# system OpenSSL for its TLS client.
+if [ "$(uname -s)" = Linux ] && [ ! -e /usr/include/openssl/ssl.h ] && command -v apt-get >/dev/null 2>&1; then
+    sudo=; [ "$(id -u)" -eq 0 ] || sudo=sudo
+    echo "=== installing libssl-dev (apt-get)"
+    $sudo apt-get update -q
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libssl-dev
+fi
+
 pythons=${LOOPX_TEST_PYTHONS:-$(find_pythons)}
 [ -n "$pythons" ] || { echo "no CPython >= 3.11 found" >&2; exit 1; }
 status=0
