@@ -39,7 +39,7 @@ import warnings
 import weakref
 
 from asyncio import coroutines, events, format_helpers, futures, tasks
-from asyncio.log import logger
+import asyncio.log
 
 
 cdef extern from "Python.h":
@@ -173,9 +173,11 @@ cdef int _fileobj_to_fd(object fileobj) except -1:
     return fd
 
 
-# A C global, not a module attribute: at interpreter exit a loop still set in
-# the policy is collected after this module's globals are gone.
+# C globals, not module attributes: at interpreter exit a loop still set in
+# the policy is collected after this module's globals are gone, and its
+# close() warns and (in debug mode) logs.
 cdef object _warn = warnings.warn
+cdef object logger = asyncio.log.logger
 
 
 cdef class Loop:

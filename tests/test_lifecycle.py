@@ -402,21 +402,30 @@ def test_many_loops_created_run_and_closed(new_loop):
         lp.close()
 
 
-def test_loop_left_in_the_policy_at_exit_warns_cleanly():
+@pytest.mark.parametrize("debug", [False, True], ids=["plain", "debug"])
+def test_loop_left_in_the_policy_at_exit_warns_cleanly(debug):
     """A loop still set as the thread's loop when the interpreter exits is
-    collected after module globals are gone; its __del__ must still warn,
-    not fail with an ignored AttributeError."""
+    collected after module globals are gone; its __del__ must still warn
+    and close it (which, in debug mode, logs), not fail with an ignored
+    AttributeError."""
     out = helpers.python_subprocess(
-        "import asyncio, os, warnings\n"
+        "import asyncio, logging, os, warnings\n"
         "os.dup2(1, 2)\n"
         "warnings.simplefilter('always')\n"
+        "logging.basicConfig(level=logging.DEBUG, format='LOG %(message)s')\n"
         "import loopx\n"
+        "loop = loopx.new_event_loop()\n"
+        f"loop.set_debug({debug})\n"
         "with warnings.catch_warnings():\n"
         "    warnings.simplefilter('ignore', DeprecationWarning)\n"
-        "    asyncio.set_event_loop(loopx.new_event_loop())\n"
+        "    asyncio.set_event_loop(loop)\n"
+        "del loop\n"
         "print('started', flush=True)\n")
     assert "started" in out
     assert "Exception ignored" not in out and "AttributeError" not in out, out
+    assert "unclosed event loop" in out, out
+    if debug:
+        assert "LOG Close <Loop" in out, out
 
 
 _PENDING_AT_EXIT = {
