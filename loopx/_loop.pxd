@@ -117,8 +117,8 @@ cdef class Handle:
 
 cdef class TimerHandle(Handle):
     cdef:
-        # Readable as asyncio.TimerHandle's _when is: code and tests read it.
-        readonly double _when
+        double _deadline      # the loop time it is due at (when())
+        bint _when_is_int     # call_at() was given an int: when() returns one
         bint _scheduled       # True while the timer heap holds it
 
     cdef bint _same_as(self, TimerHandle o)
@@ -158,6 +158,10 @@ cdef class Loop:
         public bint _debug
         object _thread_id
         public double slow_callback_duration
+        # time() is not the native clock's: a subclass overrides it, or it is
+        # set on the instance (mock.patch.object(loop, "time")).  Then timers
+        # are scheduled and fired by what loop.time() returns, as in asyncio.
+        bint _py_clock
         unsigned long _fork_generation  # see _check_same_process
         object _current_handle
 
@@ -207,6 +211,7 @@ cdef class Loop:
     cdef Handle _call_soon_vec(self, callback, PyObject **argv, Py_ssize_t nargs, context)
     cdef TimerHandle _call_at(self, double when, callback, PyObject **argv, Py_ssize_t nargs,
                               context)
+    cdef double _clock(self) except? -1.0
     cdef int _run_once(self) except -1
     cdef int _poll(self, int64_t timeout_ns) except -1
     cdef int _run_handle_debug(self, Handle h) except -1

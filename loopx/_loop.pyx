@@ -52,6 +52,8 @@ cdef extern from "Python.h":
     PyObject *PyFunction_GET_CODE(object)
     PyObject *PyMethod_GET_FUNCTION(object)
     int PyErr_CheckSignals() except -1
+    # value NULL deletes
+    int PyObject_GenericSetAttr(object o, object name, PyObject *value) except -1
     PyTypeObject *Py_TYPE(PyObject *)
     void _lx_incref "Py_INCREF"(PyObject *)
     void _lx_decref "Py_DECREF"(PyObject *)
@@ -200,9 +202,21 @@ cdef class Loop:
         self._debug = coroutines._is_debug_mode()  # -X dev, PYTHONASYNCIODEBUG
         self._asyncgens = weakref.WeakSet()
         self._unix_server_sockets = {}
+        self._py_clock = type(self).time is not _NATIVE_TIME
 
     def __init__(self):
         pass
+
+    # Only "time" matters here: the rest is the usual attribute protocol.
+    def __setattr__(self, name, value):
+        PyObject_GenericSetAttr(self, name, <PyObject *>value)
+        if name == "time":
+            self._py_clock = True
+
+    def __delattr__(self, name):
+        PyObject_GenericSetAttr(self, name, NULL)
+        if name == "time":
+            self._py_clock = type(self).time is not _NATIVE_TIME
 
     def __dealloc__(self):
         _live_loops_remove(self)
@@ -288,6 +302,13 @@ cdef class Loop:
 
     def time(self):
         """Return the loop's time: CLOCK_MONOTONIC, like time.monotonic()."""
+        return _now()
+
+    cdef double _clock(self) except? -1.0:
+        """The time timers are scheduled and fired by: the native clock, or
+        what a replaced loop.time() says (a test's fake clock)."""
+        if self._py_clock:
+            return self.time()
         return _now()
 
     # call_soon, call_later and call_at are METH_FASTCALL functions set on
@@ -506,7 +527,8 @@ cdef class Loop:
                 # rely on that order (asyncssh's stdin redirection).
                 timeout_ns = -2
         elif self._timers.len:
-            delta = self._timers.items[0].when - <double>now_ns / 1e9
+            delta = self._timers.items[0].when - (
+                self._clock() if self._py_clock else <double>now_ns / 1e9)
             if delta <= 0:
                 timeout_ns = 0
             elif delta * 1e9 >= <double>_MAX_TIMEOUT_NS:
@@ -520,7 +542,7 @@ cdef class Loop:
             self._iteration_polled = True
 
         if self._timers.len:
-            deadline = _now() + _CLOCK_RESOLUTION
+            deadline = self._clock() + _CLOCK_RESOLUTION
             while self._timers.len and self._timers.items[0].when < deadline:
                 ptr = lx_th_pop(&self._timers)
                 (<TimerHandle>ptr)._scheduled = False
@@ -1113,6 +1135,11 @@ cdef class Loop:
         return _new_write_pipe_transport(self, pipe, protocol, waiter, extra)
 
 
+# Loop.time as the class defines it: a subclass or an instance that replaces
+# it turns Loop._py_clock on.
+cdef object _NATIVE_TIME = Loop.__dict__["time"]
+
+
 # call_soon, call_later and call_at: asyncio's signatures, parsed from the
 # caller's argument vector so that no *args tuple is made (sched_call.h).
 cdef const char *_CALL_SOON_PARAMS[1]
@@ -1157,8 +1184,10 @@ cdef TimerHandle _schedule_timer(Loop loop, lx_sched_args *a, bint relative):
         raise ValueError("delay must not be NaN" if relative else "when must not be NaN")
     _check_schedulable(loop, callback, "call_later" if relative else "call_at")
     if relative:
-        w += _now()
-    return loop._call_at(w, callback, a.rest, a.nrest, <object>a.context)
+        w += loop._clock()
+    h = loop._call_at(w, callback, a.rest, a.nrest, <object>a.context)
+    h._when_is_int = not relative and type(t) is int
+    return h
 
 
 cdef inline int _check_schedulable(Loop loop, callback, str method) except -1:

@@ -140,7 +140,15 @@ cdef class TimerHandle(Handle):
     """A callback scheduled for a point in loop time (loop.time())."""
 
     def when(self):
-        return self._when
+        # call_at() given an int: asyncio hands the int back, and code checks.
+        if self._when_is_int:
+            return int(self._deadline)
+        return self._deadline
+
+    @property
+    def _when(self):
+        # asyncio.TimerHandle's attribute, which code and tests read.
+        return self.when()
 
     def cancel(self):
         if not self._cancelled:
@@ -151,20 +159,20 @@ cdef class TimerHandle(Handle):
             self._cancel()
 
     def __hash__(self):
-        return hash(self._when)
+        return hash(self._deadline)
 
     def __richcmp__(self, other, int op):
         if not isinstance(other, TimerHandle):
             return NotImplemented
         cdef TimerHandle o = <TimerHandle>other
         if op == Py_LT:
-            return self._when < o._when
+            return self._deadline < o._deadline
         if op == Py_LE:
-            return self._when < o._when or self._same_as(o)
+            return self._deadline < o._deadline or self._same_as(o)
         if op == Py_GT:
-            return self._when > o._when
+            return self._deadline > o._deadline
         if op == Py_GE:
-            return self._when > o._when or self._same_as(o)
+            return self._deadline > o._deadline or self._same_as(o)
         if op == Py_EQ:
             return self._same_as(o)
         if op == Py_NE:
@@ -172,7 +180,7 @@ cdef class TimerHandle(Handle):
         return NotImplemented
 
     cdef bint _same_as(self, TimerHandle o):
-        return (self is o) or (self._when == o._when
+        return (self is o) or (self._deadline == o._deadline
                                and self._callback == o._callback
                                and self._args_tuple() == o._args_tuple()
                                and self._cancelled == o._cancelled)
@@ -180,7 +188,7 @@ cdef class TimerHandle(Handle):
     def _repr_info(self):
         info = Handle._repr_info(self)
         pos = 1 if self._cancelled else 0
-        info.insert(pos, f"when={self._when}")
+        info.insert(pos, f"when={self.when()}")
         return info
 
 
@@ -227,7 +235,7 @@ cdef inline TimerHandle new_timer_handle(Loop loop, double when, object callback
                                          PyObject **argv, Py_ssize_t nargs, object context):
     cdef TimerHandle h = TimerHandle.__new__(TimerHandle)
     _fill_handle(h, loop, callback, argv, nargs, context)
-    h._when = when
+    h._deadline = when
     return h
 
 

@@ -114,6 +114,82 @@ def test_timer_handle_when(loop):
     later.cancel()
 
 
+def test_call_at_keeps_an_int_deadline_an_int(loop):
+    # asyncio's TimerHandle hands back the deadline as given: code that
+    # rounds deadlines with math.ceil() (aiohttp) checks for the int.
+    def callback():
+        pass
+
+    when = math.ceil(loop.time() + 100)
+    handle = loop.call_at(when, callback)
+    assert handle.when() == when and type(handle.when()) is int
+    assert type(handle._when) is int
+    assert f"when={when} " in repr(handle)
+    assert type(loop.call_at(when + 0.5, callback).when()) is float
+    # Equality and ordering go by the value, whatever its type.
+    assert loop.call_at(float(when), callback) == handle
+    assert loop.call_at(when - 0.5, callback) < handle < loop.call_at(when + 1, callback)
+
+
+def _fire_order(loop, clock, steps):
+    """Advance a fake clock step by step, running the loop a little after each."""
+    fired = []
+    loop.call_at(clock.now + 75, fired.append, "call_at")
+    loop.call_later(76, fired.append, "call_later")
+    loop.call_later(30, fired.append, "sooner")
+    for step in steps:
+        clock.now += step
+        helpers.run_once(loop)
+        helpers.run_once(loop)
+        fired.append(f"t+{step}")
+    return fired
+
+
+class _FakeClock:
+    def __init__(self, now):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def test_a_patched_loop_time_drives_the_timers(loop):
+    # mock.patch.object(loop, "time"), as test suites do to fast-forward
+    # keep-alive and timeout logic: timers are scheduled and fire by it.
+    from unittest import mock
+
+    clock = _FakeClock(loop.time())
+    with mock.patch.object(loop, "time", clock):
+        assert loop.time() == clock.now
+        assert loop.call_later(10, lambda: None).when() == clock.now + 10
+        fired = _fire_order(loop, clock, [29, 1, 44, 1, 1])
+    assert fired == ["t+29", "sooner", "t+1", "t+44", "call_at", "t+1", "call_later", "t+1"]
+    # The patch is gone: the real clock again.
+    assert abs(loop.time() - time.monotonic()) < 1
+    done = []
+    loop.call_later(0.01, done.append, 1)
+    deadline = time.monotonic() + 5
+    while not done and time.monotonic() < deadline:
+        helpers.run_once(loop)
+    assert done == [1]
+
+
+def test_a_subclass_clock_drives_the_timers(impl):
+    base = asyncio.SelectorEventLoop if impl == "asyncio" else helpers.import_loopx().Loop
+    clock = _FakeClock(1000.0)
+
+    class FakeClockLoop(base):
+        def time(self):
+            return clock()
+
+    loop = FakeClockLoop()
+    try:
+        assert _fire_order(loop, clock, [30, 45, 1]) == ["sooner", "t+30", "call_at", "t+45",
+                                                        "call_later", "t+1"]
+    finally:
+        loop.close()
+
+
 def test_call_later_zero_returns_a_timer_handle(loop, impl):
     handle = loop.call_later(0, lambda: None)
     if impl == "asyncio":
