@@ -1185,7 +1185,7 @@ cdef TimerHandle _schedule_timer(Loop loop, lx_sched_args *a, bint relative):
     _check_schedulable(loop, callback, "call_later" if relative else "call_at")
     if relative:
         w += loop._clock()
-    h = loop._call_at(w, callback, a.rest, a.nrest, <object>a.context)
+    cdef TimerHandle h = loop._call_at(w, callback, a.rest, a.nrest, <object>a.context)
     h._when_is_int = not relative and type(t) is int
     return h
 
