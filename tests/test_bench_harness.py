@@ -166,6 +166,7 @@ def test_tls_loadgen_fails_cleanly_on_a_plaintext_server(bin_dir):
     finally:
         raw.kill()
         raw.wait()
+        raw.stdout.close()
     assert gen.returncode == 1
     verdict = json.loads(gen.stdout.splitlines()[-1].removeprefix("RESULT "))
     assert verdict["ok"] is False
