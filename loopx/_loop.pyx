@@ -479,6 +479,7 @@ cdef class Loop:
         if self._debug:
             logger.debug("Close %r", self)
         self._closed = True
+        self._watch_objs = None   # a closed loop must not keep sockets alive
         lx_rq_clear(&self._ready)
         lx_th_clear(&self._timers)
         self._timer_cancelled_count = 0

@@ -265,6 +265,19 @@ def test_closed_socket_with_both_watches_keeps_the_other_until_removed(loop):
         loop.remove_writer(a)
 
 
+def test_closing_the_loop_lets_go_of_watched_sockets(new_loop):
+    # The watch's callback and the object it was watched by both go.
+    loop = new_loop()
+    a, b = helpers.socketpair()
+    loop.add_reader(a, lambda: None)
+    loop.close()
+    ref = weakref.ref(a)
+    a.close()
+    b.close()
+    del a
+    assert ref() is None
+
+
 @pytest.mark.parametrize("method", ["remove_reader", "remove_writer"])
 def test_removing_a_closed_socket_that_was_never_watched(loop, method):
     # selectors find no key for it, and say so with the fd's ValueError.

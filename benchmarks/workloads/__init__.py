@@ -32,18 +32,13 @@ class Workload:
 
 
 def _echo(name, style, size, description, tls=False):
-    if tls:   # no raw C server speaks TLS
-        return Workload(
-            name=name, group="network", kind="server", module="stream_echo",
-            description=description, params={"style": style, "tls": True},
-            client={"mode": "echo", "conns": 10, "size": size, "tls": True},
-            requires=("trustme",), has_latency=True,
-        )
+    tls_opt = {"tls": True} if tls else {}
     return Workload(
         name=name, group="network", kind="server", module="stream_echo",
-        description=description, params={"style": style},
-        client={"mode": "echo", "conns": 10, "size": size},
-        raw_c="tcp", has_latency=True,
+        description=description, params={"style": style, **tls_opt},
+        client={"mode": "echo", "conns": 10, "size": size, **tls_opt},
+        raw_c=None if tls else "tcp",   # no raw C server speaks TLS
+        requires=("trustme",) if tls else (), has_latency=True,
     )
 
 

@@ -75,9 +75,9 @@ def _server_ssl_context():
 
 
 async def start(loop, style="protocol", family="tcp", unix_path=None, tls=False):
-    tls_context = _server_ssl_context() if tls else None
     if tls and (style == "sock" or family == "unix"):
         raise ValueError("TLS echo is served over TCP by the protocol and streams servers")
+    tls_context = _server_ssl_context() if tls else None
     if style == "sock":
         listener = _listening_socket(family, unix_path)
         tasks = set()
