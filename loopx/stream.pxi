@@ -586,6 +586,10 @@ cdef class SocketTransport(_FlowControlTransport):
             if self._empty_waiter is not None:
                 self._empty_waiter.set_result(None)
             if self._closing:
+                # close() was waiting for the queue to drain.  Counted, so a
+                # later abort() finds the connection lost already (asyncio's
+                # abort() fails there).
+                self._conn_lost += 1
                 self._call_connection_lost(None)
             elif self._eof:
                 self._sock.shutdown(socket.SHUT_WR)

@@ -170,6 +170,32 @@ def test_close_flushes_queued_data_before_connection_lost(loop):
     helpers.run(loop, main())
 
 
+@helpers.only("loopx")
+def test_abort_after_a_close_that_flushed_does_nothing(loop, impl):
+    """close() with data queued, the queue drains, connection_lost runs;
+    abort() and close() afterwards change nothing and report nothing.
+    loopx only: asyncio's abort() raises AttributeError here (its
+    connection_lost-after-flush path does not count the connection as lost,
+    so abort() schedules connection_lost again on a loop it has dropped)."""
+    async def main():
+        errors = helpers.collect_errors(loop)
+        ours, peer = helpers.socketpair()
+        with peer:
+            transport, proto = await loop.connect_accepted_socket(lambda: Recorder(loop), sock=ours)
+            payload = helpers.pattern_bytes(1_000_000, seed=4)
+            transport.write(payload)
+            assert transport.get_write_buffer_size() > 0
+            transport.close()
+            assert await helpers.read_exactly(loop, peer, len(payload) + 1) == payload
+            assert await proto.lost is None
+            transport.abort()
+            transport.close()
+            await asyncio.sleep(0.01)
+        assert proto.events.count(("lost", None)) == 1
+        assert errors == []
+    helpers.run(loop, main())
+
+
 def test_abort_drops_queued_data_and_loses_once(loop):
     async def main():
         accepted = []
