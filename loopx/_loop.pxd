@@ -153,7 +153,9 @@ cdef class Loop:
         PyObject *_live_prev
         PyObject *_live_next
         public Py_ssize_t _timer_cancelled_count
-        bint _stopping
+        # public: asyncio's loop has it, and Sanic clears it after a stop()
+        # that ended a run, so its next run_until_complete() is not cut short
+        public bint _stopping
         readonly bint _closed   # readonly: asyncio's loop has it, and code reads it
         public bint _debug
         object _thread_id

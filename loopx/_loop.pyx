@@ -276,11 +276,15 @@ cdef class Loop:
                 "than the current one")
 
     cdef _check_callback(self, callback, str method):
-        # asyncio checks this in debug mode only; we always do, because the
-        # cheap part of the check is nearly free here: a coroutine function
-        # passed where a callback is expected is caught from its code flags.
-        # The complete check (any callable marked as a coroutine function)
-        # runs in debug mode as in asyncio.
+        # asyncio's check of a callback.  The scheduling methods and
+        # run_in_executor() make it in debug mode only, as asyncio's do: a
+        # program that schedules a Task or a coroutine function by mistake
+        # gets the error through the exception handler when it runs, and
+        # goes on (Sanic's test suite does this).  add_reader()/add_writer()
+        # and add_signal_handler() make it always (a watch or a signal
+        # handler that cannot be called would fail on every event): for
+        # callables, only what costs nothing -- a coroutine function's code
+        # flags -- outside debug mode.
         cdef PyObject *func
         if not PyCallable_Check(callback):
             if coroutines.iscoroutine(callback):
@@ -345,7 +349,8 @@ cdef class Loop:
     def call_soon_threadsafe(self, callback, *args, context=None):
         """Like call_soon(), but safe to call from another thread."""
         self._check_closed()
-        self._check_callback(callback, "call_soon_threadsafe")
+        if self._debug:
+            self._check_callback(callback, "call_soon_threadsafe")
         cdef Handle h = self._call_soon(callback, args, context)
         self._wakeup()
         return h
@@ -1197,7 +1202,7 @@ cdef inline int _check_schedulable(Loop loop, callback, str method) except -1:
         loop._check_closed()
     if loop._debug:
         loop._check_thread()
-    loop._check_callback(callback, method)
+        loop._check_callback(callback, method)
     return 0
 
 

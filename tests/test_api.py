@@ -129,6 +129,27 @@ def test_private_state_code_reads_is_there(loop):
     assert loop._closed is True
 
 
+def test_clearing_stopping_after_a_stop_lets_the_next_run_finish(loop):
+    """Sanic's shutdown: after stop() (here, before any run), it sets
+    loop._stopping = False so that its next run_until_complete() runs the
+    shutdown coroutine to the end instead of stopping after one iteration."""
+    async def two_steps():
+        await asyncio.sleep(0)
+        await asyncio.sleep(0.01)
+        return "finished"
+
+    assert loop._stopping is False
+    loop.stop()
+    assert loop._stopping is True
+    loop._stopping = False
+    assert loop.run_until_complete(two_steps()) == "finished"
+    # Without clearing it, the run stops after its first iteration.
+    loop.stop()
+    with pytest.raises(RuntimeError, match="stopped before Future completed"):
+        loop.run_until_complete(two_steps())
+    assert loop._stopping is False   # each run resets it when it ends
+
+
 @helpers.windows_skip("the Windows loop is asyncio's proactor loop itself")
 def test_patching_asyncio_s_base_loop_reaches_the_borrowed_methods(loop, monkeypatch):
     """loopx runs asyncio's own create_connection & co.; a test that patches

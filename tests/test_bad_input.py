@@ -1,11 +1,13 @@
 """Bad arguments: refused with the right exception; the loop stays usable.
 
-asyncio validates callbacks only in debug mode; loopx validates them always.
-So the asyncio runs here switch debug on, and the loopx runs leave it off.
+The scheduling methods validate their callback in debug mode only, on both
+loops; outside it a callback that cannot be called fails when it runs,
+through the exception handler.
 """
 import asyncio
 import logging
 import math
+import warnings
 
 import pytest
 
@@ -14,11 +16,6 @@ import helpers
 
 async def a_coroutine_function():
     pass
-
-
-def _strict(loop, impl):
-    if impl == "asyncio":
-        loop.set_debug(True)
 
 
 SCHEDULERS = {
@@ -39,8 +36,8 @@ def _still_works(loop):
 
 
 @pytest.mark.parametrize("method", sorted(SCHEDULERS))
-def test_coroutine_object_is_refused(loop, impl, method):
-    _strict(loop, impl)
+def test_coroutine_object_is_refused_in_debug_mode(loop, method):
+    loop.set_debug(True)
     coro = a_coroutine_function()
     try:
         with pytest.raises(TypeError):
@@ -52,11 +49,48 @@ def test_coroutine_object_is_refused(loop, impl, method):
 
 @pytest.mark.parametrize("method", sorted(SCHEDULERS))
 @pytest.mark.parametrize("bad", [None, 42, "callback", object()], ids=["None", "int", "str", "object"])
-def test_non_callable_is_refused(loop, impl, method, bad):
-    _strict(loop, impl)
+def test_non_callable_is_refused_in_debug_mode(loop, method, bad):
+    loop.set_debug(True)
     with pytest.raises(TypeError):
         SCHEDULERS[method](loop, bad)
     _still_works(loop)
+
+
+@pytest.mark.parametrize("method", sorted(SCHEDULERS))
+def test_outside_debug_mode_a_non_callable_fails_when_it_runs(loop, method):
+    """Sanic's tests schedule a Task (call_later(0.01, task)): asyncio takes
+    it, and reports the TypeError through the exception handler when the
+    time comes; the program goes on."""
+    loop.set_debug(False)   # (-X dev turns it on)
+    errors = helpers.collect_errors(loop)
+
+    async def noop():
+        pass
+
+    task = loop.create_task(noop())
+    handle = SCHEDULERS[method](loop, task)
+    _still_works(loop)
+    assert [type(e.get("exception")) for e in errors] == [TypeError]
+    assert errors[0]["message"].startswith("Exception in callback")
+    assert errors[0]["handle"] is handle
+
+
+@pytest.mark.parametrize("method", sorted(SCHEDULERS))
+def test_outside_debug_mode_a_coroutine_function_is_called(loop, method):
+    """asyncio calls it like any callable: the coroutine it returns is never
+    awaited (a RuntimeWarning), and nothing else happens."""
+    loop.set_debug(False)   # (-X dev turns it on)
+    errors = helpers.collect_errors(loop)
+
+    async def coroutine_function():
+        pass
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        SCHEDULERS[method](loop, coroutine_function)
+        _still_works(loop)
+    assert any("never awaited" in str(w.message) for w in caught)
+    assert errors == []
 
 
 @pytest.mark.parametrize("method", sorted(SCHEDULERS))
