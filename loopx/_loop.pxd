@@ -171,6 +171,10 @@ cdef class Loop:
         lx_poller _poller
         int64_t _last_poll_ns  # when the last poll returned
         uint64_t _poll_count   # polls so far (orders events after work done meanwhile)
+        # NativeReaders to run after the next poll as if it had reported
+        # their fds readable: what they hold is, to asyncio, still in the
+        # kernel (datagram.pxi's held datagrams).
+        list _readable_after_poll
         bint _iteration_polled # polled since run_forever() started
         FdWatch *_fds
         Py_ssize_t _fds_cap
@@ -214,6 +218,7 @@ cdef class Loop:
     cdef TimerHandle _call_at(self, double when, callback, PyObject **argv, Py_ssize_t nargs,
                               context)
     cdef double _clock(self) except? -1.0
+    cdef bint _timer_due(self) except -1
     cdef int _run_once(self) except -1
     cdef int _poll(self, int64_t timeout_ns) except -1
     cdef int _run_handle_debug(self, Handle h) except -1

@@ -197,6 +197,7 @@ cdef class Loop:
             raise _os_error(errno)
         self._exit_watchers = {}
         self._signal_handlers = {}
+        self._readable_after_poll = []
         self._fork_generation = _fork_generation
         self.slow_callback_duration = 0.1
         self._debug = coroutines._is_debug_mode()  # -X dev, PYTHONASYNCIODEBUG
@@ -314,6 +315,13 @@ cdef class Loop:
         if self._py_clock:
             return self.time()
         return _now()
+
+    cdef bint _timer_due(self) except -1:
+        """Whether the next iteration, if it began now, would run a timer:
+        work done within this iteration in place of several of asyncio's
+        (datagram batches) stops there, so the timer keeps its place."""
+        return (self._timers.len > 0
+                and self._timers.items[0].when < self._clock() + _CLOCK_RESOLUTION)
 
     # call_soon, call_later and call_at are METH_FASTCALL functions set on
     # the type below the class (_call_soon_method, ...): see sched_call.h.
@@ -485,6 +493,7 @@ cdef class Loop:
             logger.debug("Close %r", self)
         self._closed = True
         self._watch_objs = None   # a closed loop must not keep sockets alive
+        self._readable_after_poll = []
         lx_rq_clear(&self._ready)
         lx_th_clear(&self._timers)
         self._timer_cancelled_count = 0
@@ -518,7 +527,7 @@ cdef class Loop:
                 lx_owned_release(ptr)
 
         now_ns = lx_monotonic_ns()
-        if self._ready.len or self._stopping:
+        if self._ready.len or self._stopping or self._readable_after_poll:
             timeout_ns = 0
             if (not self._fds_watched and self._iteration_polled
                     and now_ns - self._last_poll_ns < _BUSY_POLL_INTERVAL_NS):
@@ -546,6 +555,13 @@ cdef class Loop:
             self._poll(timeout_ns)
             self._last_poll_ns = now_ns if timeout_ns == 0 else lx_monotonic_ns()
             self._iteration_polled = True
+        if self._readable_after_poll:
+            # Behind the fds the poll reported, before due timers: where
+            # asyncio's selector would have put them.
+            readers = self._readable_after_poll
+            self._readable_after_poll = []
+            for reader in readers:
+                lx_rq_push(&self._ready, <PyObject *>reader)
 
         if self._timers.len:
             deadline = self._clock() + _CLOCK_RESOLUTION

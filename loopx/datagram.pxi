@@ -234,8 +234,8 @@ cdef class DatagramTransport(_FlowControlTransport):
         lx_rdgram _held[_DATAGRAM_READ_BATCH]
         int _held_next
         int _held_count
-        bint _held_scheduled    # _deliver_held is in the ready queue
-        uint64_t _held_poll     # the loop's _poll_count when _deliver_held last ran
+        bint _held_marked       # in the loop's _readable_after_poll
+        uint64_t _event_poll    # the loop's _poll_count when a read event last ran
         # The sender of the datagram last delivered, raw and as a tuple.
         sockaddr_storage _peer_raw
         socklen_t _peer_rawlen
@@ -332,13 +332,15 @@ cdef class DatagramTransport(_FlowControlTransport):
         self._loop._add_native_reader(self._sock_fd, self, True, False)
 
     cdef int _read_event(self) except -1:
-        # Held datagrams delivered after the poll that queued this event
-        # (_deliver_held, which the ready queue ran first) may have had the
-        # protocol schedule callbacks: those run before the next datagram, so
-        # newer ones stay in the kernel until the next poll reports them
-        # again (the watch is level-triggered).
-        if (self._held_poll != self._loop._poll_count
-                and _still_reads(self._loop, self._sock_fd, self)):
+        # One read event per poll, as a selector reports an fd once: this
+        # poll may have reported the socket and also run us for the held
+        # datagrams (_schedule_held); the second would deliver a datagram
+        # before the callbacks the first one's scheduled.
+        if self._event_poll == self._loop._poll_count:
+            return 0
+        self._event_poll = self._loop._poll_count
+        self._held_marked = False
+        if _still_reads(self._loop, self._sock_fd, self):
             self._read_batch()
         return 0
 
@@ -392,13 +394,15 @@ cdef class DatagramTransport(_FlowControlTransport):
         (up to _DATAGRAM_READ_BATCH) with one recvmmsg(), and deliver the
         next as long as that cannot be told apart from asyncio's next loop
         iteration: the protocol scheduled no callback (asyncio would run it
-        before reading again), nobody asked the loop to stop, and the
-        transport still reads.  Otherwise the rest are held, and delivered
-        from the ready queue behind what is there (_deliver_held): after the
-        protocol's callbacks, before anything newer from the socket.  What a
-        poll in between could have found (other fds, due timers) waits for a
-        few more datagrams at most; no order between those is promised
-        anyway.  A busy server saves a poll, a callback and a syscall per
+        before reading again), no timer is due (asyncio's next iteration
+        would run it after the next datagram: call_later(0) in
+        datagram_received), nobody asked the loop to stop, and the transport
+        still reads.  Otherwise the rest are held, and delivered after the
+        next poll, as if it had reported the socket readable (_schedule_held):
+        after the callbacks this iteration scheduled, before anything newer
+        from the socket.  What a
+        poll in between could have found on other fds waits for a few more
+        datagrams at most; the kernel promises no order there anyway.  A busy server saves a poll, a callback and a syscall per
         datagram; a ping-pong peer pays no failing recvfrom() to learn that
         nothing more is queued.
 
@@ -418,7 +422,8 @@ cdef class DatagramTransport(_FlowControlTransport):
                 # held all that was queued (recvmmsg() takes a whole batch).
                 if not self._read_one(n == 0):
                     return
-                if not self._wants_datagrams() or loop._ready.len or loop._stopping:
+                if (not self._wants_datagrams() or loop._ready.len or loop._stopping
+                        or loop._timer_due()):
                     return
         finally:
             self._corked = False
@@ -539,19 +544,13 @@ cdef class DatagramTransport(_FlowControlTransport):
         return not (self._conn_lost or self._closing or self._paused)
 
     cdef _schedule_held(self):
-        """Have the held datagrams delivered from the ready queue, behind
-        what is in it now (unless reading stopped: resume_reading() calls
-        this again)."""
-        if (self._held_next < self._held_count and not self._held_scheduled
+        """Have the held datagrams delivered after the next poll, where
+        asyncio's selector would report them, still queued in the socket
+        (unless reading stopped: resume_reading() calls this again)."""
+        if (self._held_next < self._held_count and not self._held_marked
                 and self._wants_datagrams()):
-            self._held_scheduled = True
-            self._schedule(self._deliver_held, ())
-
-    def _deliver_held(self):
-        self._held_scheduled = False
-        self._held_poll = self._loop._poll_count
-        if self._held_next < self._held_count and self._wants_datagrams():
-            self._read_batch()
+            self._held_marked = True
+            self._loop._readable_after_poll.append(self)
 
     cdef _drop_held(self):
         # Closing: what was read but not delivered goes, as the kernel drops

@@ -764,6 +764,81 @@ def test_a_datagram_arriving_while_held_ones_wait_comes_after_them(loop):
     run(loop, main())
 
 
+class _Ordered(asyncio.DatagramProtocol):
+    """Logs datagrams and what callbacks say; datagram_received(b"<n>")
+    calls on_datagram(n) for the test's own actions."""
+
+    def __init__(self, loop, on_datagram):
+        self.loop, self.on_datagram, self.log = loop, on_datagram, []
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        self.log.append(int(data))
+        self.on_datagram(self, int(data))
+
+
+async def _ordered_burst(loop, on_datagram, count, before=None):
+    """Queue datagrams 0..count-1 at a fresh endpoint (after before(proto),
+    which may schedule something), run until all arrived, return the log."""
+    transport, proto = await loop.create_datagram_endpoint(
+        lambda: _Ordered(loop, on_datagram), local_addr=("127.0.0.1", 0))
+    if before is not None:
+        before(proto)
+    send_from_plain_socket(transport.get_extra_info("sockname"), [b"%d" % i for i in range(count)])
+    await helpers.async_wait_until(lambda: count - 1 in proto.log)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    transport.close()
+    return proto.log
+
+
+def test_a_timer_a_datagram_starts_runs_after_the_next_datagram(loop):
+    """call_later(0) in datagram_received: asyncio's next iteration reads the
+    next datagram, then runs the timer, so it lands between datagrams 1 and 2."""
+    def on_datagram(proto, n):
+        if n == 0:
+            proto.loop.call_later(0, proto.log.append, "timer")
+
+    assert run(loop, _ordered_burst(loop, on_datagram, 3)) == [0, 1, "timer", 2]
+
+
+def test_callbacks_scheduled_after_a_burst_stopped_come_before_the_rest(loop):
+    """A timer due in the same iteration as the burst runs after the first
+    datagram and schedules a callback; that callback, like the datagram's own,
+    runs before the second datagram (asyncio reads it from the next poll)."""
+    def on_datagram(proto, n):
+        if n == 0:
+            proto.loop.call_soon(proto.log.append, "datagram's callback")
+
+    def before(proto):
+        def timer():
+            proto.log.append("timer")
+            proto.loop.call_soon(proto.log.append, "timer's callback")
+        proto.loop.call_later(0, timer)
+
+    assert run(loop, _ordered_burst(loop, on_datagram, 2, before)) == [
+        0, "timer", "datagram's callback", "timer's callback", 1]
+
+
+def test_datagrams_held_while_paused_come_after_the_callbacks_of_resuming(loop):
+    """Paused in datagram_received and resumed by a callback, which another
+    callback follows with a callback of its own: the next datagram comes after
+    that one, from the next poll, as on asyncio (where it stayed in the socket)."""
+    if not CAN_PAUSE:
+        pytest.skip("this Python's datagram transports cannot pause reading")
+
+    def on_datagram(proto, n):
+        if n == 0:
+            proto.transport.pause_reading()
+            proto.loop.call_soon(lambda: (proto.log.append("resume"), proto.transport.resume_reading()))
+            proto.loop.call_soon(lambda: (proto.log.append("soon"),
+                                          proto.loop.call_soon(proto.log.append, "soon again")))
+
+    assert run(loop, _ordered_burst(loop, on_datagram, 2)) == [0, "resume", "soon", "soon again", 1]
+
+
 def test_a_burst_from_several_senders_reports_each_sender(loop):
     """Datagrams from three senders queued together, each answered where it
     came from: every sender gets its own answers, in order."""
