@@ -547,10 +547,11 @@ cdef class DatagramTransport(_FlowControlTransport):
         """Have the held datagrams delivered after the next poll, where
         asyncio's selector would report them, still queued in the socket
         (unless reading stopped: resume_reading() calls this again)."""
+        readable = self._loop._readable_after_poll   # None once the gc cleared the loop
         if (self._held_next < self._held_count and not self._held_marked
-                and self._wants_datagrams()):
+                and self._wants_datagrams() and readable is not None):
             self._held_marked = True
-            self._loop._readable_after_poll.append(self)
+            readable.append(self)
 
     cdef _drop_held(self):
         # Closing: what was read but not delivered goes, as the kernel drops

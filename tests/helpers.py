@@ -30,6 +30,15 @@ PROMPT = 5.0
 # there so a broken implementation fails instead of hanging.
 SAFETY = 30.0
 
+# hypothesis examples per property test: the default, times this factor
+# (LOOPX_EXAMPLES_SCALE=30 for a long soak of the model-based tests).
+EXAMPLES_SCALE = int(os.environ.get("LOOPX_EXAMPLES_SCALE", "1"))
+
+
+def examples(default):
+    return default * EXAMPLES_SCALE
+
+
 # What a new loop's get_debug() starts as, by asyncio's rule: on under
 # `-X dev` (as the debug CI job runs) or PYTHONASYNCIODEBUG.
 DEBUG_BY_DEFAULT = bool(sys.flags.dev_mode or (

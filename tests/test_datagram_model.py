@@ -114,7 +114,7 @@ async def _play(loop, bursts):
     return proto.log, answers
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=helpers.examples(60), deadline=None)
 @given(bursts=_BURSTS)
 def test_property_datagram_callbacks_keep_asyncios_order(bursts):
     results = {}

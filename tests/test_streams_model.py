@@ -225,7 +225,7 @@ async def _play(loop, limit, ops):
     return outcomes
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=helpers.examples(60), deadline=None)
 @given(limit=st.sampled_from([64, 1000, 65536]), ops=st.lists(_OPS, max_size=14))
 def test_property_streams_return_every_byte_in_order_as_on_asyncio(limit, ops):
     outcomes = {}

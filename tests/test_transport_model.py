@@ -488,7 +488,7 @@ def _on_both_loops(*args):
 _FAMILIES = ["tcp"] + (["unix"] if hasattr(socket, "AF_UNIX") else [])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=helpers.examples(60), deadline=None)
 @given(
     family=st.sampled_from(_FAMILIES),
     buffered=st.booleans(),
@@ -502,7 +502,7 @@ def test_property_any_program_on_a_socket_keeps_every_byte_and_the_order_of_call
 
 
 @helpers.windows_skip("pipe transports over os.pipe() fds")
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=helpers.examples(60), deadline=None)
 @given(
     family=st.sampled_from(["read_pipe", "write_pipe"]),
     ops=st.lists(_OPS, max_size=12),
