@@ -400,11 +400,11 @@ cdef class DatagramTransport(_FlowControlTransport):
         still reads.  Otherwise the rest are held, and delivered after the
         next poll, as if it had reported the socket readable (_schedule_held):
         after the callbacks this iteration scheduled, before anything newer
-        from the socket.  What a
-        poll in between could have found on other fds waits for a few more
-        datagrams at most; the kernel promises no order there anyway.  A busy server saves a poll, a callback and a syscall per
-        datagram; a ping-pong peer pays no failing recvfrom() to learn that
-        nothing more is queued.
+        from the socket.  What a poll in between could have found on other
+        fds waits for a few more datagrams at most; the kernel promises no
+        order there anyway.  A busy server saves a poll, a callback and a
+        syscall per datagram; a ping-pong peer pays no failing recvfrom() to
+        learn that nothing more is queued.
 
         The batch is a write cork: what the protocol sends with sendto()
         meanwhile (its answers) goes out together when the batch ends, in one
