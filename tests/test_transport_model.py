@@ -1,4 +1,4 @@
-"""A socket transport driven through random programs, on both loops.
+"""Socket and pipe transports driven through random programs, on both loops.
 
 hypothesis writes a program of what an application and its peer do to one
 connection, in any order: writes of every kind and size (many past what the
@@ -6,8 +6,8 @@ kernel takes at once), pause and resume reading, new write-buffer limits,
 write_eof, the peer sending, reading a little, or shutting down its side.
 Then the connection ends one of five ways (close, abort, write_eof, the peer
 shutting down, the peer resetting).  The program runs on asyncio's loop and on
-loopx, each time over a fresh socket pair with small kernel buffers, and both
-must show:
+loopx, each time over a fresh TCP or Unix socket pair, or a pipe (the
+transport at either end), with small kernel buffers, and both must show:
 
 * the protocol's calls in a legal order: connection_made first,
   connection_lost exactly once and last, nothing read after eof_received,
