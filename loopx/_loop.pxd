@@ -218,6 +218,7 @@ cdef class Loop:
     cdef TimerHandle _call_at(self, double when, callback, PyObject **argv, Py_ssize_t nargs,
                               context)
     cdef double _clock(self) except? -1.0
+    cdef double _due_before(self) except? -1.0
     cdef bint _timer_due(self) except -1
     cdef int _run_once(self) except -1
     cdef int _poll(self, int64_t timeout_ns) except -1

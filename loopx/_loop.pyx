@@ -316,12 +316,15 @@ cdef class Loop:
             return self.time()
         return _now()
 
+    cdef double _due_before(self) except? -1.0:
+        """Timers earlier than this are due now (asyncio's end_time)."""
+        return self._clock() + _CLOCK_RESOLUTION
+
     cdef bint _timer_due(self) except -1:
         """Whether the next iteration, if it began now, would run a timer:
         work done within this iteration in place of several of asyncio's
         (datagram batches) stops there, so the timer keeps its place."""
-        return (self._timers.len > 0
-                and self._timers.items[0].when < self._clock() + _CLOCK_RESOLUTION)
+        return self._timers.len > 0 and self._timers.items[0].when < self._due_before()
 
     # call_soon, call_later and call_at are METH_FASTCALL functions set on
     # the type below the class (_call_soon_method, ...): see sched_call.h.
@@ -557,14 +560,14 @@ cdef class Loop:
             self._iteration_polled = True
         if self._readable_after_poll:
             # Behind the fds the poll reported, before due timers: where
-            # asyncio's selector would have put them.
-            readers = self._readable_after_poll
-            self._readable_after_poll = []
-            for reader in readers:
+            # asyncio's selector would have put them.  (Pushing runs no
+            # code, so nothing adds to the list meanwhile.)
+            for reader in self._readable_after_poll:
                 lx_rq_push(&self._ready, <PyObject *>reader)
+            self._readable_after_poll.clear()
 
         if self._timers.len:
-            deadline = self._clock() + _CLOCK_RESOLUTION
+            deadline = self._due_before()
             while self._timers.len and self._timers.items[0].when < deadline:
                 ptr = lx_th_pop(&self._timers)
                 (<TimerHandle>ptr)._scheduled = False

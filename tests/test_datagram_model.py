@@ -14,6 +14,7 @@ steps, exceptions, connection_lost -- and the peer the same answers.
 import asyncio
 import socket
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -79,13 +80,17 @@ class _Scripted(asyncio.DatagramProtocol):
         self.lost.set_result(None)
 
 
-async def _play(loop, bursts):
+async def _play(loop, bursts, before=None):
+    """Send the bursts (waiting for each to be taken in); the protocol's log
+    and the answers.  before(proto), if given, runs before the first burst."""
     actions = [a for burst in bursts for a in burst]
     proto = _Scripted(loop, actions)
     loop.set_exception_handler(
         lambda _, context: proto.log.append(("handler", type(context.get("exception")).__name__)))
     transport, _ = await loop.create_datagram_endpoint(lambda: proto, local_addr=("127.0.0.1", 0))
     address = transport.get_extra_info("sockname")
+    if before is not None:
+        before(proto)
     answers = []
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
         peer.bind(("127.0.0.1", 0))
@@ -125,3 +130,38 @@ def test_property_datagram_callbacks_keep_asyncios_order(bursts):
         finally:
             loop.close()
     assert results["loopx"] == results["asyncio"]
+
+
+# The cases that found loopx's two ordering bugs, on each loop by itself.
+
+def test_a_timer_a_datagram_starts_runs_after_the_next_datagram(loop):
+    """call_later(0) in datagram_received: asyncio's next iteration reads the
+    next datagram, then runs the timer, so it lands between datagrams 1 and 2."""
+    log, _ = helpers.run(loop, _play(loop, [[["later0"], [], []]]))
+    assert log == [("datagram", 0), ("datagram", 1), ("timer", 0), ("datagram", 2), ("lost", None)]
+
+
+def test_callbacks_scheduled_after_a_burst_stopped_come_before_the_rest(loop):
+    """A timer due in the same iteration as the burst runs after the first
+    datagram and schedules a callback; that callback, like the datagram's own,
+    runs before the second datagram (asyncio reads it from the next poll)."""
+    def before(proto):
+        def timer():
+            proto.log.append("timer")
+            proto.loop.call_soon(proto.log.append, "timer's callback")
+        proto.loop.call_later(0, timer)
+
+    log, _ = helpers.run(loop, _play(loop, [[["soon"], []]], before))
+    assert log == [("datagram", 0), "timer", ("soon", 0), "timer's callback", ("datagram", 1),
+                   ("lost", None)]
+
+
+def test_datagrams_held_while_paused_come_after_the_callbacks_of_resuming(loop):
+    """Paused in datagram_received and resumed by a callback, which another
+    callback follows with a callback of its own: the next datagram comes after
+    that one, from the next poll, as on asyncio (where it stayed in the socket)."""
+    if not _CAN_PAUSE:
+        pytest.skip("this Python's datagram transports cannot pause reading")
+    log, _ = helpers.run(loop, _play(loop, [[["pause_until_soon", "soon_then_soon"], []]]))
+    assert log == [("datagram", 0), ("resume", 0), ("soon", 0), ("soon again", 0), ("datagram", 1),
+                   ("lost", None)]

@@ -90,11 +90,8 @@ class _Program:
             size -= len(chunk)
 
     async def peer_read_until(self, size):
-        while len(self.peer_got) < size:
-            chunk = await self.loop.sock_recv(self.peer, 1 << 20)
-            if not chunk:
-                return
-            self.peer_got += chunk
+        """Read until the peer holds size bytes, or EOF."""
+        self.peer_got += await helpers.read_exactly(self.loop, self.peer, size - len(self.peer_got))
 
     def write(self, size, lines):
         data = _OUT[self.written:self.written + size]
