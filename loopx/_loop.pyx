@@ -1091,8 +1091,8 @@ cdef class Loop:
         return _sock_sendfile(self, sock, file, offset, count, fallback)
 
     # ------------------------------------------------------------------
-    # Stream transports and serving (stream.pxi).  The set-up around them
-    # (create_connection, create_server, start_tls, ...) is the running
+    # Stream transports and serving (stream.pxi), TLS (tls.pxi).  The set-up
+    # around them (create_connection, create_server, ...) is the running
     # Python's own asyncio code, bound in loopx/_policy.py.
 
     def _make_socket_transport(self, sock, protocol, waiter=None, *, extra=None, server=None):
@@ -1102,10 +1102,18 @@ cdef class Loop:
                             server_side=False, server_hostname=None, extra=None,
                             server=None, ssl_handshake_timeout=None,
                             ssl_shutdown_timeout=None, call_connection_made=True):
-        return _make_ssl_transport(self, rawsock, protocol, sslcontext, waiter,
+        return _make_tls_transport(self, rawsock, protocol, sslcontext, waiter,
                                    server_side, server_hostname, extra, server,
                                    ssl_handshake_timeout, ssl_shutdown_timeout,
                                    call_connection_made)
+
+    def start_tls(self, transport, protocol, sslcontext, *, server_side=False,
+                  server_hostname=None, ssl_handshake_timeout=None,
+                  ssl_shutdown_timeout=None):
+        """Upgrade transport to TLS; returns (a coroutine for) the new
+        transport, which protocol should use from then on."""
+        return _start_tls(self, transport, protocol, sslcontext, server_side,
+                          server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout)
 
     def _start_serving(self, protocol_factory, sock, sslcontext=None, server=None,
                        backlog=100, ssl_handshake_timeout=None, ssl_shutdown_timeout=None):
@@ -1371,6 +1379,7 @@ include "transport_base.pxi"
 include "sockaddr.pxi"
 include "stream_feed.pxi"
 include "stream.pxi"
+include "tls.pxi"
 include "sockets.pxi"
 include "process.pxi"
 include "datagram.pxi"

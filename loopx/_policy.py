@@ -45,14 +45,15 @@ else:
         ``isinstance(loop, AbstractEventLoop)`` accept it.
 
         Setting up connections and servers (resolving, happy eyeballs, socket
-        options, the Server object, start_tls, sendfile's fallback) is cold code
+        options, the Server object, sendfile's choice of path) is cold code
         whose arguments and details change with every Python version.  We run the
         running interpreter's own asyncio implementation of it, unchanged, over
         loopx's native transports: that way every version's exact semantics come
         for free, and only the per-byte work is ours.  It needs from us the
         private hooks the standard loops give it (_make_socket_transport,
         _make_ssl_transport, _start_serving, _stop_serving, _sendfile_native,
-        _sendfile_fallback, sock_connect, ...), all native.
+        _sendfile_fallback, sock_connect, ...), all native.  start_tls() is
+        loopx's own, as it makes the (native) TLS layer itself.
         """
 
         create_connection = _Borrowed(_Base)
@@ -62,7 +63,6 @@ else:
         create_server = _Borrowed(_Base)
         _create_server_getaddrinfo = _Borrowed(_Base)
         connect_accepted_socket = _Borrowed(_Base)
-        start_tls = _Borrowed(_Base)
         sendfile = _Borrowed(_Base)
         create_unix_connection = _Borrowed(_Unix)
         subprocess_exec = _Borrowed(_Base)

@@ -22,9 +22,9 @@
 #     and only to the end of that callback.
 #   - close() flushes the queue before connection_lost(); abort() does not.
 #     connection_lost() is called exactly once and the socket closed once.
-# TLS is asyncio's own SSLProtocol layered over this transport (it is a
-# BufferedProtocol), so every stream gets TLS the way the standard library
-# does it.
+# TLS is a protocol layered over this transport (tls.pxi's SSLProtocol,
+# asyncio's design), which the transport feeds straight from its receive
+# buffer.
 
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -107,6 +107,7 @@ cdef class SocketTransport(_FlowControlTransport):
         int _sock_fd
         bint _buffered                 # the protocol is a BufferedProtocol
         bint _feeds_stream             # ... an asyncio StreamReaderProtocol (stream_feed.pxi)
+        bint _feeds_tls                # ... a SSLProtocol (tls.pxi)
         bint _protocol_connected
         object _server
         bint _eof                      # write_eof() called
@@ -238,7 +239,8 @@ cdef class SocketTransport(_FlowControlTransport):
 
 
     def set_protocol(self, protocol):
-        self._buffered = isinstance(protocol, _protocols.BufferedProtocol)
+        self._feeds_tls = type(protocol) is SSLProtocol
+        self._buffered = self._feeds_tls or isinstance(protocol, _protocols.BufferedProtocol)
         self._feeds_stream = _feeds_stream_reader(protocol)
         self._protocol = protocol
         self._protocol_connected = True
@@ -351,19 +353,25 @@ cdef class SocketTransport(_FlowControlTransport):
 
     cdef _read_into_buffer(self):
         cdef Py_buffer view
+        cdef char *buf
         cdef ssize_t n
-        try:
-            buf = self._protocol.get_buffer(-1)
-            if not len(buf):
-                raise RuntimeError("get_buffer() returned an empty buffer")
-            PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
-            return
-        n = recv(self._sock_fd, view.buf, <size_t>view.len, 0)
-        PyBuffer_Release(&view)
+        if self._feeds_tls:
+            # TLS takes the ciphertext from the scratch buffer (its BIO
+            # copies it), with no get_buffer() round trip.
+            n = recv(self._sock_fd, _read_scratch, _READ_SCRATCH_SIZE, 0)
+        else:
+            try:
+                buf_obj = self._protocol.get_buffer(-1)
+                if not len(buf_obj):
+                    raise RuntimeError("get_buffer() returned an empty buffer")
+                PyObject_GetBuffer(buf_obj, &view, PyBUF_WRITABLE)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+                return
+            n = recv(self._sock_fd, view.buf, <size_t>view.len, 0)
+            PyBuffer_Release(&view)
         if n < 0:
             if not _would_block(errno):
                 self._fatal_error(_os_error(errno), "Fatal read error on socket transport")
@@ -373,7 +381,10 @@ cdef class SocketTransport(_FlowControlTransport):
             return
         self._corked = True
         try:
-            self._protocol.buffer_updated(n)
+            if self._feeds_tls:
+                (<SSLProtocol>self._protocol)._feed(n)
+            else:
+                self._protocol.buffer_updated(n)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -830,19 +841,6 @@ async def _accept_tls(Loop loop, conn, protocol, extra, _StreamServing serving):
         raise
     except BaseException as exc:
         _report_accept_error(loop, exc, protocol, transport)
-
-
-cdef _make_ssl_transport(Loop loop, rawsock, protocol, sslcontext, waiter,
-                         server_side, server_hostname, extra, server,
-                         ssl_handshake_timeout, ssl_shutdown_timeout,
-                         call_connection_made):
-    ssl_protocol = _sslproto.SSLProtocol(
-        loop, protocol, sslcontext, waiter, server_side, server_hostname,
-        ssl_handshake_timeout=ssl_handshake_timeout,
-        ssl_shutdown_timeout=ssl_shutdown_timeout,
-        call_connection_made=call_connection_made)
-    SocketTransport(loop, rawsock, ssl_protocol, None, extra, server)
-    return ssl_protocol._app_transport
 
 
 cdef _start_serving(Loop loop, protocol_factory, sock, sslcontext, server, backlog,

@@ -1,4 +1,4 @@
-"""Stream transports and servers (TCP, Unix, TLS) through the public API.
+"""Stream transports and servers (TCP, Unix) through the public API (TLS: test_tls.py).
 
 Every test body runs on asyncio's loop and on loopx (the ``loop`` fixture),
 with real sockets on loopback and the fixture's fd-leak check.
@@ -7,7 +7,6 @@ import asyncio
 import hashlib
 import os
 import socket
-import ssl
 
 import pytest
 
@@ -391,107 +390,6 @@ def test_add_reader_on_a_transport_fd_is_refused(loop):
     helpers.run(loop, main())
 
 
-@pytest.fixture(scope="module")
-def tls_contexts():
-    trustme = pytest.importorskip("trustme", reason="trustme makes the test certificates")
-    ca = trustme.CA()
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(server_ctx)
-    client_ctx = ssl.create_default_context()
-    ca.configure_trust(client_ctx)
-    return server_ctx, client_ctx
-
-
-def test_tls_round_trip_and_extra_info(loop, tls_contexts):
-    server_ctx, client_ctx = tls_contexts
-
-    async def main():
-        async def handle(reader, writer):
-            size = int(await reader.readline())
-            data = await reader.readexactly(size)
-            writer.write(hashlib.sha256(data).hexdigest().encode())
-            await writer.drain()
-            writer.close()
-
-        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_ctx)
-        port = server.sockets[0].getsockname()[1]
-        reader, writer = await asyncio.open_connection(
-            "127.0.0.1", port, ssl=client_ctx, server_hostname="localhost")
-        assert writer.get_extra_info("ssl_object") is not None
-        assert writer.get_extra_info("cipher") is not None
-        assert writer.get_extra_info("peercert")["subjectAltName"] == (("DNS", "localhost"),)
-        payload = os.urandom(1_500_000)
-        writer.write(b"%d\n" % len(payload) + payload)
-        assert await reader.read() == hashlib.sha256(payload).hexdigest().encode()
-        writer.close()
-        await writer.wait_closed()
-        server.close()
-        await server.wait_closed()
-    helpers.run(loop, main())
-
-
-def test_tls_wrong_hostname_is_refused(loop, tls_contexts):
-    server_ctx, client_ctx = tls_contexts
-
-    async def main():
-        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0, ssl=server_ctx)
-        port = server.sockets[0].getsockname()[1]
-        with pytest.raises(ssl.SSLCertVerificationError):
-            await loop.create_connection(asyncio.Protocol, "127.0.0.1", port,
-                                         ssl=client_ctx, server_hostname="not-localhost")
-        server.close()
-        await server.wait_closed()
-    helpers.run(loop, main())
-
-
-def test_tls_peer_speaking_garbage(loop, tls_contexts):
-    _, client_ctx = tls_contexts
-
-    async def main():
-        class Garbage(asyncio.Protocol):
-            def connection_made(self, transport):
-                transport.write(b"this is not TLS at all\r\n" * 100)
-                transport.close()
-
-        server = await loop.create_server(Garbage, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        with pytest.raises((ssl.SSLError, ConnectionResetError)):
-            await loop.create_connection(asyncio.Protocol, "127.0.0.1", port,
-                                         ssl=client_ctx, server_hostname="localhost")
-        server.close()
-        await server.wait_closed()
-    helpers.run(loop, main())
-
-
-def test_start_tls_upgrades_a_plain_connection(loop, tls_contexts):
-    server_ctx, client_ctx = tls_contexts
-
-    async def main():
-        async def handle(reader, writer):
-            assert await reader.readline() == b"STARTTLS\n"
-            writer.write(b"OK\n")
-            await writer.drain()
-            await writer.start_tls(server_ctx)
-            writer.write((await reader.readline()).upper())
-            await writer.drain()
-            writer.close()
-
-        server = await asyncio.start_server(handle, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"STARTTLS\n")
-        assert await reader.readline() == b"OK\n"
-        await writer.start_tls(client_ctx, server_hostname="localhost")
-        assert writer.get_extra_info("ssl_object") is not None
-        writer.write(b"secret\n")
-        assert await reader.readline() == b"SECRET\n"
-        writer.close()
-        await writer.wait_closed()
-        server.close()
-        await server.wait_closed()
-    helpers.run(loop, main())
-
-
 def test_sendfile_over_a_transport(loop, tmp_path):
     data = helpers.pattern_bytes(3_000_000, seed=5)
     path = tmp_path / "blob"
@@ -526,29 +424,5 @@ def test_sendfile_falls_back_for_objects_without_a_file_descriptor(loop):
         assert bytes(proto.data) == data[10:]
         assert transport.get_protocol() is proto
         assert transport.is_reading()
-        await close_connection(server, transport, proto)
-    helpers.run(loop, main())
-
-
-def test_sendfile_over_tls_uses_the_fallback(loop, tls_contexts, tmp_path):
-    server_ctx, client_ctx = tls_contexts
-    data = helpers.pattern_bytes(300_000, seed=12)
-    path = tmp_path / "blob"
-    path.write_bytes(data)
-
-    async def main():
-        got = loop.create_future()
-
-        async def handle(reader, writer):
-            got.set_result(await reader.readexactly(len(data)))
-            writer.close()
-
-        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_ctx)
-        port = server.sockets[0].getsockname()[1]
-        transport, proto = await loop.create_connection(
-            lambda: Recorder(loop), "127.0.0.1", port, ssl=client_ctx, server_hostname="localhost")
-        with open(path, "rb") as f:
-            assert await loop.sendfile(transport, f) == len(data)
-        assert await asyncio.wait_for(got, helpers.SAFETY) == data
         await close_connection(server, transport, proto)
     helpers.run(loop, main())
