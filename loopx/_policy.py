@@ -7,6 +7,7 @@ the running interpreter's own base policy, so ``get_event_loop`` behaves exactly
 as it does with the standard loop; only the loop factory changes.
 """
 import asyncio
+import inspect
 import sys
 import warnings
 
@@ -72,6 +73,22 @@ else:
         create_datagram_endpoint = _Borrowed(_Base)
         connect_read_pipe = _Borrowed(_Base)
         connect_write_pipe = _Borrowed(_Base)
+
+    def _mark_coroutine_methods(native, model):
+        """Make the native methods that return a coroutine, where asyncio's
+        are ``async def``, coroutine functions to ``inspect`` and
+        ``asyncio.iscoroutinefunction`` as well (so, for one, mocks made with
+        ``autospec`` await them, as aiohttp's tests do with ``start_tls``)."""
+        asyncio_mark = getattr(asyncio.coroutines, "_is_coroutine", None)
+        for name, func in vars(native).items():
+            if (callable(func) and not inspect.iscoroutinefunction(func)
+                    and inspect.iscoroutinefunction(getattr(model, name, None))):
+                if hasattr(inspect, "markcoroutinefunction"):   # 3.12+
+                    inspect.markcoroutinefunction(func)
+                if asyncio_mark is not None:   # what asyncio's own check looks for
+                    func._is_coroutine = asyncio_mark
+
+    _mark_coroutine_methods(_NativeLoop, _Unix)
 
     # The standard Unix policy, so that everything a policy offers on this Python
     # (get_child_watcher on 3.11-3.13, ...) behaves as asyncio's; 3.14 renamed the

@@ -89,8 +89,8 @@ cdef _ScratchHead _scratch_head = _ScratchHead()
 # after that raises instead of crashing.
 cdef class SSLProtocol:
     """The protocol on a plain stream transport that runs TLS over it (what
-    asyncio's sslproto.SSLProtocol is); the application talks to its
-    SSLTransport."""
+    asyncio's sslproto.SSLProtocol is, and what isinstance() says it is);
+    the application talks to its SSLTransport."""
 
     cdef:
         object _loop
@@ -441,6 +441,7 @@ cdef class SSLProtocol:
     cdef _write_appdata(self, data, Py_ssize_t size):
         """Encrypt one buffer of `size` bytes for the peer (or queue it
         during the handshake)."""
+        cdef Py_ssize_t count
         if self._state == _FLUSHING or self._state == _SHUTDOWN or self._state == _UNWRAPPED:
             if self._conn_lost >= _LOG_THRESHOLD_FOR_CONNLOST_WRITES:
                 logger.warning("SSL connection is closed")
@@ -507,6 +508,10 @@ cdef class SSLProtocol:
 
     cdef _control_app_writing_at(self, Py_ssize_t size):
         """pause_writing() or resume_writing() for a buffer of `size` bytes."""
+        if self._app_protocol is None:
+            # Disconnected (new limits after connection_lost): asyncio
+            # calls None.pause_writing() here and reports the AttributeError.
+            return
         if size >= self._outgoing_high_water and not self._app_writing_paused:
             self._app_writing_paused = True
             self._call_app_flow("pause_writing")
@@ -631,6 +636,8 @@ cdef class SSLProtocol:
 
     cdef _control_ssl_reading(self):
         cdef Py_ssize_t size = self._incoming.pending
+        if self._transport is None:
+            return   # disconnected: nothing to pause or resume
         if size >= self._incoming_high_water and not self._ssl_reading_paused:
             self._ssl_reading_paused = True
             self._transport.pause_reading()
@@ -679,7 +686,7 @@ cdef class SSLProtocol:
             })
 
 
-cdef object _SSLProtocolInterface = type("SSLProtocol", (_protocols.BufferedProtocol,), {
+cdef object _SSLProtocolInterface = type("SSLProtocol", (_sslproto.SSLProtocol,), {
     "__slots__": (),
     "__module__": "loopx._loop",
     "__doc__": "What isinstance() sees of loopx's native SSLProtocol.",
@@ -715,7 +722,9 @@ cdef class SSLTransport(_TransportBase):
     def __del__(self):
         if not self._closed:
             self._closed = True
-            warnings.warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            # asyncio's words, which warning filters out there match.
+            warnings.warn("unclosed transport <asyncio._SSLProtocolTransport object>",
+                          ResourceWarning, source=self)
 
     def get_extra_info(self, name, default=None):
         return self._ssl_protocol._get_extra_info(name, default)
@@ -830,7 +839,14 @@ cdef class SSLTransport(_TransportBase):
         self._ssl_protocol._write_buffer_size += len(data)
 
 
-cdef object _SSLTransportInterface = _interface_class("SSLTransport", _sslproto._SSLProtocolTransport)
+# Derived from asyncio's own TLS transport class itself, not only from the
+# public classes (as _interface_class would): code tells TLS connections
+# apart with isinstance(transport, asyncio.sslproto._SSLProtocolTransport).
+cdef object _SSLTransportInterface = type("SSLTransport", (_sslproto._SSLProtocolTransport,), {
+    "__slots__": (),
+    "__module__": "loopx._loop",
+    "__doc__": "What isinstance() sees of loopx's native SSLTransport.",
+})
 
 
 cdef _make_tls_transport(Loop loop, rawsock, protocol, sslcontext, waiter,

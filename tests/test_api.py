@@ -39,6 +39,29 @@ def test_method_is_implemented_with_asyncio_signature(loop, name):
     assert _parameters(method) == _parameters(getattr(reference, name))
 
 
+_ASYNC_PUBLIC_METHODS = [name for name in PUBLIC_METHODS
+                         if inspect.iscoroutinefunction(getattr(asyncio.BaseEventLoop, name, None))]
+
+
+@pytest.mark.parametrize("name", _ASYNC_PUBLIC_METHODS)
+def test_coroutine_methods_are_coroutine_functions(loop, name):
+    """What asyncio defines with async def is a coroutine function to
+    asyncio's check, and to inspect's where the Python can be told (3.12+)."""
+    method = getattr(loop, name)
+    assert asyncio.iscoroutinefunction(method)
+    assert asyncio.iscoroutinefunction(getattr(type(loop), name))
+    if hasattr(inspect, "markcoroutinefunction"):
+        assert inspect.iscoroutinefunction(method)
+
+
+def test_an_autospec_mock_of_start_tls_is_awaitable(loop):
+    # aiohttp's tests patch loop.start_tls this way and await the mock.
+    from unittest import mock
+    with mock.patch.object(loop, "start_tls", autospec=True) as patched:
+        patched.return_value = "upgraded"
+        assert helpers.run(loop, loop.start_tls(None, None, None)) == "upgraded"
+
+
 def test_slow_callback_duration_is_settable(loop):
     loop.slow_callback_duration = 0.25
     assert loop.slow_callback_duration == 0.25

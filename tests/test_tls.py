@@ -217,6 +217,9 @@ def test_tls_transport_calls_after_close(loop, tls_contexts):
     async def main():
         server, transport, client = await tls_connection(loop, tls_contexts, TLSEcho)
         assert isinstance(transport, asyncio.Transport)
+        # Code tells TLS connections apart by asyncio's private classes.
+        assert isinstance(transport, asyncio.sslproto._SSLProtocolTransport)
+        assert isinstance(transport._ssl_protocol, asyncio.sslproto.SSLProtocol)
         assert "ssl" in type(transport).__name__.lower()
         assert isinstance(transport.get_extra_info("sslcontext"), ssl.SSLContext)
         assert isinstance(transport.get_extra_info("ssl_object"), ssl.SSLObject)
@@ -487,4 +490,23 @@ def test_sendfile_over_tls_uses_the_fallback(loop, tls_contexts, tmp_path):
             assert await loop.sendfile(transport, f) == len(data)
         assert await asyncio.wait_for(got, helpers.SAFETY) == data
         await close_connection(server, transport, proto)
+    helpers.run(loop, main())
+
+
+@helpers.only("loopx")
+def test_tls_new_limits_after_the_connection_is_lost_call_nothing(loop, tls_contexts):
+    # asyncio's TLS transport calls pause_writing() on the protocol it has
+    # let go of (None) and reports the AttributeError to the exception
+    # handler; set_read_buffer_limits() raises it.
+    async def main():
+        errors = helpers.collect_errors(loop)
+        server, transport, client = await tls_connection(loop, tls_contexts, TLSEcho)
+        await close_connection(server, transport, client)
+        transport.set_write_buffer_limits(high=0)
+        transport.set_read_buffer_limits(high=0)
+        with pytest.raises(ValueError):
+            transport.set_write_buffer_limits(high=1, low=2)
+        await asyncio.sleep(0)
+        assert errors == []
+        assert client.names().count("pause_writing") == 0
     helpers.run(loop, main())
