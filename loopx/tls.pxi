@@ -269,17 +269,19 @@ cdef class SSLProtocol:
 
     def buffer_updated(self, nbytes):
         self._incoming.write(memoryview(self._ssl_buffer)[:nbytes])
-        self._on_incoming()
+        self._advance()
 
     cdef int _feed(self, Py_ssize_t n) except -1:
         """buffer_updated() for the first n bytes of the scratch buffer
         (SocketTransport's receive buffer), which the BIO copies at once."""
         _scratch_head.size = n
         self._incoming_write(_scratch_head)
-        self._on_incoming()
+        self._advance()
         return 0
 
-    cdef _on_incoming(self):
+    cdef _advance(self):
+        """Move the state machine on with what the incoming BIO holds (new
+        ciphertext, or what waited while the application was not reading)."""
         cdef _TLSState state = self._state
         if state == _WRAPPED:
             self._do_read()
@@ -661,12 +663,7 @@ cdef class SSLProtocol:
     def _resume_after_pause(self):
         # What arrived while the application was not reading, or what a
         # full buffer left.
-        if self._state == _WRAPPED:
-            self._do_read()
-        elif self._state == _FLUSHING:
-            self._do_flush()
-        elif self._state == _SHUTDOWN:
-            self._do_shutdown()
+        self._advance()
 
     # -- errors --
 
