@@ -7,11 +7,13 @@ so that a broken loop fails a test instead of hanging the suite.
 """
 import asyncio
 import contextlib
+import functools
 import gc
 import hashlib
 import importlib
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -291,6 +293,19 @@ def nonblocking_tcp(host="127.0.0.1"):
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setblocking(False)
     return sock
+
+
+@functools.cache
+def tls_contexts():
+    """(server, client) ssl contexts for "localhost", with a throwaway CA of
+    trustme's that the client trusts (one pair per process)."""
+    import trustme
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    return server, client
 
 
 def pattern_bytes(size, seed=0):

@@ -17,13 +17,7 @@ from helpers import Recorder
 
 @pytest.fixture(scope="module")
 def tls_contexts():
-    trustme = pytest.importorskip("trustme", reason="trustme makes the test certificates")
-    ca = trustme.CA()
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(server_ctx)
-    client_ctx = ssl.create_default_context()
-    ca.configure_trust(client_ctx)
-    return server_ctx, client_ctx
+    return helpers.tls_contexts()
 
 
 class TLSEcho(asyncio.Protocol):
@@ -280,20 +274,6 @@ def test_tls_writelines_refuses_a_non_bytes_item_before_sending_any(loop, tls_co
     helpers.run(loop, main())
 
 
-def test_tls_handshake_timeout_aborts_the_connection(loop):
-    client_ctx = ssl.create_default_context()
-
-    async def main():
-        silent = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)   # never answers
-        port = silent.sockets[0].getsockname()[1]
-        with pytest.raises(ConnectionAbortedError):
-            await loop.create_connection(asyncio.Protocol, "127.0.0.1", port, ssl=client_ctx,
-                                         server_hostname="localhost", ssl_handshake_timeout=0.2)
-        silent.close()
-        await silent.wait_closed()
-    helpers.run(loop, main())
-
-
 def test_tls_layers_are_freed_after_the_connection(loop, tls_contexts):
     async def main():
         server, transport, client = await tls_connection(loop, tls_contexts, TLSEcho)
@@ -410,34 +390,30 @@ def test_tls_round_trip_and_extra_info(loop, tls_contexts):
     helpers.run(loop, main())
 
 
-def test_tls_wrong_hostname_is_refused(loop, tls_contexts):
+class Garbage(asyncio.Protocol):
+    def connection_made(self, transport):
+        transport.write(b"this is not TLS at all\r\n" * 100)
+        transport.close()
+
+
+@pytest.mark.parametrize("case, server_tls, server_protocol, connect_args, error", [
+    ("wrong hostname", True, asyncio.Protocol, {"server_hostname": "not-localhost"},
+     ssl.SSLCertVerificationError),
+    ("peer speaks garbage", False, Garbage, {}, (ssl.SSLError, ConnectionResetError)),
+    ("peer never answers", False, asyncio.Protocol, {"ssl_handshake_timeout": 0.2},
+     ConnectionAbortedError),
+])
+def test_tls_handshake_failures_raise(loop, tls_contexts, case, server_tls, server_protocol,
+                                      connect_args, error):
     server_ctx, client_ctx = tls_contexts
 
     async def main():
-        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0, ssl=server_ctx)
+        server = await loop.create_server(server_protocol, "127.0.0.1", 0,
+                                          ssl=server_ctx if server_tls else None)
         port = server.sockets[0].getsockname()[1]
-        with pytest.raises(ssl.SSLCertVerificationError):
-            await loop.create_connection(asyncio.Protocol, "127.0.0.1", port,
-                                         ssl=client_ctx, server_hostname="not-localhost")
-        server.close()
-        await server.wait_closed()
-    helpers.run(loop, main())
-
-
-def test_tls_peer_speaking_garbage(loop, tls_contexts):
-    _, client_ctx = tls_contexts
-
-    async def main():
-        class Garbage(asyncio.Protocol):
-            def connection_made(self, transport):
-                transport.write(b"this is not TLS at all\r\n" * 100)
-                transport.close()
-
-        server = await loop.create_server(Garbage, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        with pytest.raises((ssl.SSLError, ConnectionResetError)):
-            await loop.create_connection(asyncio.Protocol, "127.0.0.1", port,
-                                         ssl=client_ctx, server_hostname="localhost")
+        with pytest.raises(error):
+            await loop.create_connection(asyncio.Protocol, "127.0.0.1", port, ssl=client_ctx,
+                                         **{"server_hostname": "localhost", **connect_args})
         server.close()
         await server.wait_closed()
     helpers.run(loop, main())

@@ -27,7 +27,6 @@ compared between the loops; what only timing decides (how much the peer had
 read when a reset cut the connection) is held to the prefix rule.
 """
 import asyncio
-import functools
 import os
 import socket
 import ssl
@@ -262,17 +261,6 @@ class _TLSPeer(_SocketPeer):
         self.flush()
 
 
-@functools.cache
-def _tls_contexts():
-    import trustme
-    ca = trustme.CA()
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(server)
-    client = ssl.create_default_context()
-    ca.configure_trust(client)
-    return server, client
-
-
 class _PipePeer:
     """The far end of a pipe: the read end of a write pipe transport, or the
     write end of a read pipe transport.  Closing it is its only way to end."""
@@ -436,7 +424,7 @@ async def _connect(loop, family, factory):
             if family != "tls":
                 transport, proto = await loop.connect_accepted_socket(factory, sock=ours)
                 return transport, proto, _SocketPeer(peer)
-            server_ctx, client_ctx = _tls_contexts()
+            server_ctx, client_ctx = helpers.tls_contexts()
             tls_peer = _TLSPeer(peer, server_ctx)
             connecting = asyncio.ensure_future(loop.create_connection(
                 factory, sock=ours, ssl=client_ctx, server_hostname="localhost"))
