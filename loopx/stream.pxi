@@ -107,7 +107,7 @@ cdef class SocketTransport(_FlowControlTransport):
         int _sock_fd
         bint _buffered                 # the protocol is a BufferedProtocol
         bint _feeds_stream             # ... an asyncio StreamReaderProtocol (stream_feed.pxi)
-        bint _feeds_tls                # ... a SSLProtocol (tls.pxi)
+        bint _feeds_tls                # ... an SSLProtocol (tls.pxi)
         bint _protocol_connected
         object _server
         bint _eof                      # write_eof() called
@@ -353,7 +353,6 @@ cdef class SocketTransport(_FlowControlTransport):
 
     cdef _read_into_buffer(self):
         cdef Py_buffer view
-        cdef char *buf
         cdef ssize_t n
         if self._feeds_tls:
             # TLS takes the ciphertext from the scratch buffer (its BIO
@@ -361,10 +360,10 @@ cdef class SocketTransport(_FlowControlTransport):
             n = recv(self._sock_fd, _read_scratch, _READ_SCRATCH_SIZE, 0)
         else:
             try:
-                buf_obj = self._protocol.get_buffer(-1)
-                if not len(buf_obj):
+                buf = self._protocol.get_buffer(-1)
+                if not len(buf):
                     raise RuntimeError("get_buffer() returned an empty buffer")
-                PyObject_GetBuffer(buf_obj, &view, PyBUF_WRITABLE)
+                PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:

@@ -83,7 +83,7 @@ cdef class _ScratchHead:
 cdef _ScratchHead _scratch_head = _ScratchHead()
 
 
-# Not no_gc_clear, unlike the transports: the garbage collector may clear a
+# Not no_gc_clear, unlike the transports: the garbage collector may clear an
 # SSLProtocol to break the cycle with its SSLTransport (which is no_gc_clear).
 # Its fields are untyped objects or checked for None before use, so a call
 # after that raises instead of crashing.
@@ -258,7 +258,7 @@ cdef class SSLProtocol:
             self._handshake_timeout_handle = None
 
     def get_buffer(self, n):
-        # For transports other than SocketTransport (start_tls over a
+        # For transports other than SocketTransport (start_tls over an
         # SSLTransport, say); SocketTransport calls _feed instead.
         want = n
         if want <= 0 or want > _TLS_MAX_READ:
@@ -859,7 +859,7 @@ cdef _make_tls_transport(Loop loop, rawsock, protocol, sslcontext, waiter,
 
 async def _start_tls(Loop loop, transport, protocol, sslcontext, server_side,
                      server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout):
-    """loop.start_tls(): asyncio's steps, with a SSLProtocol."""
+    """loop.start_tls(): asyncio's steps, with an SSLProtocol."""
     if not isinstance(sslcontext, _ssl_mod.SSLContext):
         raise TypeError(f"sslcontext is expected to be an instance of ssl.SSLContext, "
                         f"got {sslcontext!r}")
