@@ -239,8 +239,8 @@ cdef class SocketTransport(_FlowControlTransport):
 
 
     def set_protocol(self, protocol):
-        self._feeds_tls = type(protocol) is SSLProtocol
-        self._buffered = self._feeds_tls or isinstance(protocol, _protocols.BufferedProtocol)
+        self._feeds_tls = type(protocol) is SSLProtocol   # (also a BufferedProtocol)
+        self._buffered = isinstance(protocol, _protocols.BufferedProtocol)
         self._feeds_stream = _feeds_stream_reader(protocol)
         self._protocol = protocol
         self._protocol_connected = True

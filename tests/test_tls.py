@@ -50,12 +50,21 @@ class BufferedTLSEcho(asyncio.BufferedProtocol):
         self.transport.write(bytes(self.buf[:nbytes]))
 
 
+def port_of(server):
+    return server.sockets[0].getsockname()[1]
+
+
+async def close_server(server):
+    server.close()
+    await server.wait_closed()
+
+
 async def tls_connection(loop, tls_contexts, server_protocol, client=None):
     """A TLS server of server_protocol on loopback and a client connected to
     it (a Recorder unless given): (server, transport, client)."""
     server_ctx, client_ctx = tls_contexts
     server = await loop.create_server(server_protocol, "127.0.0.1", 0, ssl=server_ctx)
-    port = server.sockets[0].getsockname()[1]
+    port = port_of(server)
     client = client or Recorder(loop)
     transport, _ = await loop.create_connection(
         lambda: client, "127.0.0.1", port, ssl=client_ctx, server_hostname="localhost")
@@ -65,15 +74,13 @@ async def tls_connection(loop, tls_contexts, server_protocol, client=None):
 async def close_stream(server, writer):
     writer.close()
     await writer.wait_closed()
-    server.close()
-    await server.wait_closed()
+    await close_server(server)
 
 
 async def close_connection(server, transport, client):
     transport.close()
     await client.lost
-    server.close()
-    await server.wait_closed()
+    await close_server(server)
 
 
 @pytest.mark.parametrize("server_kind", ["Protocol", "BufferedProtocol/bytearray",
@@ -125,8 +132,7 @@ def test_tls_data_then_close_arrives_whole_then_eof(loop, tls_contexts):
         assert names[0] == "connection_made"
         assert names[-2:] == ["eof_received", "connection_lost"]
         assert set(names[1:-2]) == {"data_received"}
-        server.close()
-        await server.wait_closed()
+        await close_server(server)
     helpers.run(loop, main())
 
 
@@ -161,8 +167,7 @@ def test_tls_pause_reading_holds_data_and_the_close_until_resumed(loop, tls_cont
         assert await asyncio.wait_for(client.lost, helpers.SAFETY) is None
         assert client.data() == payload
         assert client.names()[-2:] == ["eof_received", "connection_lost"]
-        server.close()
-        await server.wait_closed()
+        await close_server(server)
     helpers.run(loop, main())
 
 
@@ -239,8 +244,7 @@ def test_tls_transport_calls_after_close(loop, tls_contexts):
         transport.abort()
         await asyncio.sleep(0)
         assert client.names().count("connection_lost") == 1
-        server.close()
-        await server.wait_closed()
+        await close_server(server)
     helpers.run(loop, main())
 
 
@@ -253,8 +257,7 @@ def test_tls_abort_drops_queued_data_and_calls_connection_lost_once(loop, tls_co
         assert await asyncio.wait_for(client.lost, helpers.SAFETY) is None
         await asyncio.sleep(0.01)
         assert client.names().count("connection_lost") == 1
-        server.close()
-        await server.wait_closed()
+        await close_server(server)
     helpers.run(loop, main())
 
 
@@ -302,7 +305,7 @@ def test_tls_streams_with_a_small_reader_limit(loop, tls_contexts):
             await writer.wait_closed()
 
         server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_ctx)
-        port = server.sockets[0].getsockname()[1]
+        port = port_of(server)
         reader, writer = await asyncio.open_connection(
             "127.0.0.1", port, ssl=client_ctx, server_hostname="localhost", limit=100)
         got = bytearray()
@@ -331,7 +334,7 @@ def test_start_tls_over_a_tls_connection(loop, tls_contexts):
             writer.close()
 
         server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_ctx)
-        port = server.sockets[0].getsockname()[1]
+        port = port_of(server)
         reader, writer = await asyncio.open_connection(
             "127.0.0.1", port, ssl=client_ctx, server_hostname="localhost")
         outer = writer.transport
@@ -351,7 +354,7 @@ def test_start_tls_refuses_bad_arguments(loop, tls_contexts):
 
     async def main():
         server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
+        port = port_of(server)
         transport, proto = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
         with pytest.raises(TypeError):
             await loop.start_tls(transport, proto, "not a context")
@@ -360,8 +363,7 @@ def test_start_tls_refuses_bad_arguments(loop, tls_contexts):
             await loop.start_tls(read_transport, proto, client_ctx)
         read_transport.close()
         transport.close()
-        server.close()
-        await server.wait_closed()
+        await close_server(server)
     helpers.run(loop, main())
 
 
@@ -377,7 +379,7 @@ def test_tls_round_trip_and_extra_info(loop, tls_contexts):
             writer.close()
 
         server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_ctx)
-        port = server.sockets[0].getsockname()[1]
+        port = port_of(server)
         reader, writer = await asyncio.open_connection(
             "127.0.0.1", port, ssl=client_ctx, server_hostname="localhost")
         assert writer.get_extra_info("ssl_object") is not None
@@ -410,12 +412,11 @@ def test_tls_handshake_failures_raise(loop, tls_contexts, case, server_tls, serv
     async def main():
         server = await loop.create_server(server_protocol, "127.0.0.1", 0,
                                           ssl=server_ctx if server_tls else None)
-        port = server.sockets[0].getsockname()[1]
+        port = port_of(server)
         with pytest.raises(error):
             await loop.create_connection(asyncio.Protocol, "127.0.0.1", port, ssl=client_ctx,
                                          **{"server_hostname": "localhost", **connect_args})
-        server.close()
-        await server.wait_closed()
+        await close_server(server)
     helpers.run(loop, main())
 
 
@@ -433,7 +434,7 @@ def test_start_tls_upgrades_a_plain_connection(loop, tls_contexts):
             writer.close()
 
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
+        port = port_of(server)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"STARTTLS\n")
         assert await reader.readline() == b"OK\n"
@@ -459,7 +460,7 @@ def test_sendfile_over_tls_uses_the_fallback(loop, tls_contexts, tmp_path):
             writer.close()
 
         server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_ctx)
-        port = server.sockets[0].getsockname()[1]
+        port = port_of(server)
         transport, proto = await loop.create_connection(
             lambda: Recorder(loop), "127.0.0.1", port, ssl=client_ctx, server_hostname="localhost")
         with open(path, "rb") as f:
