@@ -482,7 +482,7 @@ cdef class DatagramTransport(_FlowControlTransport):
         # The socket's current fd, not the one we registered: if the user
         # closed the socket, reading -1 fails with EBADF like the socket
         # module, instead of reading from whatever reused the number.
-        cdef int fd = self._sock.fileno()
+        cdef int fd = _socket_fd(self._sock)
         while True:
             n = lx_recv_datagrams(fd, _dgram_scratch, _READ_SCRATCH_SIZE, <size_t>self.max_size,
                                   self._held, _DATAGRAM_READ_BATCH)
@@ -637,7 +637,7 @@ cdef class DatagramTransport(_FlowControlTransport):
                             PyBuffer_Release(&view)
                         return True
                     try:
-                        fd = self._sock.fileno()
+                        fd = _socket_fd(self._sock)
                         while True:
                             if self._connected:
                                 n = send(fd, view.buf, <size_t>view.len, 0)
@@ -709,7 +709,7 @@ cdef class DatagramTransport(_FlowControlTransport):
             d[i].addrlen = self._cork_rawlen[i]
         if self._sock is None:
             return 0   # closed under us: dropped, as sendto() after close drops
-        fd = self._sock.fileno()   # -1 once the user closed it: EBADF, as the socket module
+        fd = _socket_fd(self._sock)   # -1 once the user closed it: EBADF, as the socket module
         i = 0
         while i < n:
             i += lx_send_datagrams(fd, &d[i], n - i, &err)

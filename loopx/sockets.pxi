@@ -17,6 +17,53 @@ from cpython.buffer cimport PyObject_CheckBuffer, PyObject_GetBuffer, PyBuffer_R
 
 cdef object _socket_type = socket.socket   # also used by datagram.pxi
 
+cdef extern from "pysocket.h":
+    int lx_pysocket_fd(object sock)
+    int lx_pysocket_type(object sock)
+    int64_t lx_pysocket_timeout_ns(object sock)
+    bint lx_pysocket_fits(PyTypeObject *tp)
+
+
+def _socket_mirror_agrees():
+    """Whether pysocket.h reads what socket.socket's own methods say, on
+    real sockets of each kind and timeout (see there)."""
+    import _socket
+    if not lx_pysocket_fits(<PyTypeObject *>_socket_type):
+        return False
+    if (_socket_type.fileno is not _socket.socket.fileno
+            or _socket_type.gettimeout is not _socket.socket.gettimeout):
+        return False
+    for family, kind in ((socket.AF_INET, socket.SOCK_STREAM), (socket.AF_INET, socket.SOCK_DGRAM)):
+        try:
+            sock = socket.socket(family, kind)
+        except OSError:
+            return False
+        with sock:
+            # No timeout is stored as -1 s (negative is all loopx reads).
+            for timeout, expected_ns in ((None, -1000000000), (0.0, 0), (2.5, 2500000000)):
+                sock.settimeout(timeout)
+                if (lx_pysocket_fd(sock) != sock.fileno() or lx_pysocket_type(sock) != sock.type
+                        or lx_pysocket_timeout_ns(sock) != expected_ns):
+                    return False
+        if lx_pysocket_fd(sock) != -1:
+            return False
+    return True
+
+
+# Whether a socket.socket's fields may be read directly (_socket_fd, ...).
+cdef bint _socket_mirrored = _socket_mirror_agrees()
+
+
+cdef inline bint _is_mirrored(sock):
+    return _socket_mirrored and type(sock) is _socket_type
+
+
+cdef inline int _socket_fd(sock) except? -2:
+    """sock.fileno(), without the call for a plain socket."""
+    if _is_mirrored(sock):
+        return lx_pysocket_fd(sock)
+    return sock.fileno()
+
 # An attempt returns _PENDING when it made progress but is not finished
 # (a partial sendall) and wants to be retried on the next readiness.
 cdef object _PENDING = object()
@@ -28,7 +75,11 @@ cdef bint _check_socket(Loop loop, sock) except -1:
     timeout).  asyncio refuses those in debug mode only, and otherwise lets
     the socket's own methods block the loop; so does loopx, calling them
     rather than its native syscalls, which would block holding the GIL."""
-    if isinstance(sock, _SSLSocket):
+    if _is_mirrored(sock):
+        # (An SSLSocket is a subclass, so never mirrored.)
+        if lx_pysocket_timeout_ns(sock) == 0:
+            return False
+    elif isinstance(sock, _SSLSocket):
         raise TypeError("Socket cannot be of type SSLSocket")
     if sock.gettimeout() != 0:
         if loop._debug:
@@ -107,7 +158,7 @@ cdef object _recv_into_now(sock, buf):
         except _WOULD_BLOCK:
             return _PENDING
     # The socket's fd now, not the number we registered (see _RecvWaiter).
-    got = _lx_recv(sock.fileno(), view.buf, <size_t>view.len, 0)
+    got = _lx_recv(_socket_fd(sock), view.buf, <size_t>view.len, 0)
     err = errno
     PyBuffer_Release(&view)
     if got < 0:
@@ -139,7 +190,7 @@ cdef class _RecvWaiter(NativeReader):
             # socket was closed meanwhile, recv(-1) fails with EBADF instead
             # of reading from whatever file reused the number.
             if self.buf is None:
-                data = _recv_now(self.sock.fileno(), self.n)
+                data = _recv_now(_socket_fd(self.sock), self.n)
             else:
                 data = _recv_into_now(self.sock, self.buf)
         except Exception as exc:
@@ -168,7 +219,7 @@ async def _sock_recv(Loop loop, sock, n):
         except _WOULD_BLOCK:
             pass
         return await _sock_wait(loop, sock, False, _call_socket_method, (sock, "recv", (n,)))
-    fd = sock.fileno()
+    fd = _socket_fd(sock)
     data = _recv_now(fd, n)
     if data is not _PENDING:
         return data
@@ -190,7 +241,7 @@ async def _sock_recv_into(Loop loop, sock, buf):
         pass
     if blocking:
         return await _sock_wait(loop, sock, False, _call_socket_method, (sock, "recv_into", (buf,)))
-    waiter = _recv_waiter(loop, sock, sock.fileno(), 0, buf)
+    waiter = _recv_waiter(loop, sock, _socket_fd(sock), 0, buf)
     try:
         return await waiter.fut
     finally:
@@ -291,7 +342,7 @@ async def _sock_sendall(Loop loop, sock, data):
     if not blocking and type(sock) is _socket_type and PyObject_CheckBuffer(data):
         # A plain socket's send() cannot be replaced per instance (it has
         # __slots__): send natively, with no method call and no memoryview.
-        n = _send_now(sock.fileno(), data, &size)
+        n = _send_now(_socket_fd(sock), data, &size)
         if n == size:
             return
     else:

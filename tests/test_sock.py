@@ -385,6 +385,34 @@ def test_blocking_sockets_work_outside_debug_mode_as_in_asyncio(loop):
     helpers.run(loop, main())
 
 
+@pytest.mark.parametrize("method", ["sock_recv", "sock_recv_into", "sock_sendall"])
+def test_sock_methods_on_a_closed_socket_raise_ebadf(loop, method):
+    """A closed socket's fd reads as -1: the call fails with EBADF, as the
+    socket's own method makes asyncio's fail, and reads no other file."""
+    import errno
+    a, b = helpers.socketpair()
+    with a:
+        b.close()
+        arg = {"sock_recv": 100, "sock_recv_into": bytearray(100), "sock_sendall": b"x"}[method]
+
+        async def main():
+            with pytest.raises(OSError) as info:
+                await getattr(loop, method)(b, arg)
+            return info.value.errno
+
+        assert helpers.run(loop, main()) == errno.EBADF
+
+
+@helpers.windows_skip("the Windows loop does not read sockets directly")
+def test_plain_sockets_are_read_directly():
+    """loopx reads a socket.socket's fd and timeout from the object
+    (csrc/pysocket.h) only if that agrees with the socket's methods; on the
+    CPythons loopx supports it does, or sock_* pays two method calls per
+    operation again."""
+    from loopx import _loop
+    assert _loop._socket_mirror_agrees()
+
+
 def test_cancelled_sock_recv_removes_its_reader(loop):
     a, b = helpers.socketpair()
     with a, b:
