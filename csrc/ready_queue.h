@@ -85,6 +85,12 @@ static inline PyObject *lx_rq_pop(lx_ready_queue *q)
     return obj;
 }
 
+/* The i-th oldest queued object (borrowed), for 0 <= i < len. */
+static inline PyObject *lx_rq_at(lx_ready_queue *q, Py_ssize_t i)
+{
+    return q->items[(q->head + i) & (q->cap - 1)];
+}
+
 /* Drop every reference.  The references are detached from the queue before
  * any DECREF, because a DECREF can run a finalizer that schedules again. */
 static void lx_rq_clear(lx_ready_queue *q)

@@ -42,6 +42,7 @@ cdef extern from "ready_queue.h":
     int lx_rq_init(lx_ready_queue *q, Py_ssize_t cap) except -1
     int lx_rq_push(lx_ready_queue *q, PyObject *obj) except -1
     PyObject *lx_rq_pop(lx_ready_queue *q)
+    PyObject *lx_rq_at(lx_ready_queue *q, Py_ssize_t i)
     void lx_rq_clear(lx_ready_queue *q)
     void lx_rq_track_shared(lx_ready_queue *q)
     void lx_rq_free(lx_ready_queue *q)

@@ -309,6 +309,33 @@ cdef class Loop:
         """Return the loop's time: CLOCK_MONOTONIC, like time.monotonic()."""
         return _now()
 
+    # What loopx/_policy.py's Loop shows as asyncio's _ready and _scheduled.
+    # Indexed afresh at each step: an allocation can run a finalizer that
+    # schedules, growing (and moving) the queue or the heap.
+
+    def _ready_handles(self):
+        """The callbacks queued to run in this or the next iteration, oldest
+        first (fds found ready are loopx's own business, not handles)."""
+        cdef Py_ssize_t i = 0
+        cdef PyObject *item
+        handles = []
+        while i < self._ready.len:
+            item = lx_rq_at(&self._ready, i)
+            if Py_TYPE(item) == _HANDLE_TYPE or Py_TYPE(item) == _TIMER_HANDLE_TYPE:
+                handles.append(<object>item)
+            i += 1
+        return tuple(handles)
+
+    def _scheduled_handles(self):
+        """The timer handles not yet due, cancelled ones included, in heap
+        order: what asyncio's _scheduled list holds."""
+        cdef Py_ssize_t i = 0
+        handles = []
+        while i < self._timers.len:
+            handles.append(<object>self._timers.items[i].handle)
+            i += 1
+        return tuple(handles)
+
     cdef double _clock(self) except? -1.0:
         """The time timers are scheduled and fired by: the native clock, or
         what a replaced loop.time() says (a test's fake clock)."""

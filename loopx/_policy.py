@@ -74,6 +74,19 @@ else:
         connect_read_pipe = _Borrowed(_Base)
         connect_write_pipe = _Borrowed(_Base)
 
+        # asyncio's loop keeps its callbacks and timers in these, and code
+        # reads them: diagnostics (len), test helpers (``handle in
+        # loop._scheduled``, walking the timers).  loopx's queue and heap are
+        # native, so these are snapshots, as tuples: code that changes
+        # asyncio's (popleft, heappush) fails loudly, not silently.
+        @property
+        def _ready(self):
+            return self._ready_handles()
+
+        @property
+        def _scheduled(self):
+            return self._scheduled_handles()
+
     def _mark_coroutine_methods(native, model):
         """Make the native methods that return a coroutine, where asyncio's
         are ``async def``, coroutine functions to ``inspect`` and

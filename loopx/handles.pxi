@@ -38,6 +38,11 @@ cdef class Handle:
         info.extend(self._repr_info())
         return "<" + " ".join(info) + ">"
 
+    @property
+    def __class__(self):
+        # What isinstance() sees (see _HandleInterface).
+        return _HandleInterface
+
     # -- internals --
 
     cdef void _cancel(self):
@@ -190,6 +195,30 @@ cdef class TimerHandle(Handle):
         pos = 1 if self._cancelled else 0
         info.insert(pos, f"when={self.when()}")
         return info
+
+    @property
+    def __class__(self):
+        return _TimerHandleInterface
+
+
+cdef object _make_interface_class(str name, tuple bases):
+    """A class that a native class reports as its __class__, so that
+    isinstance() with the asyncio classes in bases holds (explained at the
+    top of transport_base.pxi, whose transports use this too): asyncio's
+    classes have __slots__, so the native ones cannot derive from them.
+    type(obj) is still the native class."""
+    return type(name, bases, {
+        "__slots__": (),
+        "__module__": "loopx._loop",
+        "__doc__": f"What isinstance() sees of loopx's native {name}.",
+    })
+
+
+# isinstance(handle, asyncio.Handle) and isinstance(timer_handle,
+# asyncio.TimerHandle) hold, as code checks (telemetry reading when() off
+# timer handles, test helpers walking a loop's timers).
+cdef object _HandleInterface = _make_interface_class("Handle", (events.Handle,))
+cdef object _TimerHandleInterface = _make_interface_class("TimerHandle", (events.TimerHandle,))
 
 
 cdef inline int _set_args(Handle h, PyObject **argv, Py_ssize_t n) except -1:

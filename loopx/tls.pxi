@@ -683,11 +683,7 @@ cdef class SSLProtocol:
             })
 
 
-cdef object _SSLProtocolInterface = type("SSLProtocol", (_sslproto.SSLProtocol,), {
-    "__slots__": (),
-    "__module__": "loopx._loop",
-    "__doc__": "What isinstance() sees of loopx's native SSLProtocol.",
-})
+cdef object _SSLProtocolInterface = _make_interface_class("SSLProtocol", (_sslproto.SSLProtocol,))
 
 
 @cython.no_gc_clear
@@ -839,11 +835,7 @@ cdef class SSLTransport(_TransportBase):
 # Derived from asyncio's own TLS transport class itself, not only from the
 # public classes (as _interface_class would): code tells TLS connections
 # apart with isinstance(transport, asyncio.sslproto._SSLProtocolTransport).
-cdef object _SSLTransportInterface = type("SSLTransport", (_sslproto._SSLProtocolTransport,), {
-    "__slots__": (),
-    "__module__": "loopx._loop",
-    "__doc__": "What isinstance() sees of loopx's native SSLTransport.",
-})
+cdef object _SSLTransportInterface = _make_interface_class("SSLTransport", (_sslproto._SSLProtocolTransport,))
 
 
 cdef _make_tls_transport(Loop loop, rawsock, protocol, sslcontext, waiter,

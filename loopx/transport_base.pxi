@@ -277,8 +277,4 @@ cdef object _interface_class(str name, object model):
     for cls in _PUBLIC_TRANSPORT_CLASSES:
         if issubclass(model, cls) and not any(issubclass(p, cls) for p in picked):
             picked.append(cls)
-    return type(name, tuple(picked), {
-        "__slots__": (),
-        "__module__": "loopx._loop",
-        "__doc__": f"What isinstance() sees of loopx's native {name}.",
-    })
+    return _make_interface_class(name, tuple(picked))

@@ -190,15 +190,36 @@ def test_a_subclass_clock_drives_the_timers(impl):
         loop.close()
 
 
-def test_call_later_zero_returns_a_timer_handle(loop, impl):
+def test_call_later_zero_returns_a_timer_handle(loop):
     handle = loop.call_later(0, lambda: None)
-    if impl == "asyncio":
-        assert isinstance(handle, asyncio.TimerHandle)
-    else:
-        assert type(handle).__name__ == "TimerHandle"
-        assert callable(handle.when)
+    assert isinstance(handle, asyncio.TimerHandle)
+    assert isinstance(handle, asyncio.Handle)
+    assert type(handle).__name__ == "TimerHandle"
     assert isinstance(handle.when(), float)
     helpers.run_once(loop)
+
+
+def test_ready_and_scheduled_show_what_is_pending(loop, impl):
+    """asyncio's loop._ready and loop._scheduled, which diagnostics and test
+    helpers read: loopx shows snapshots of its native queue and heap."""
+    soon = loop.call_soon(lambda: None)
+    later = loop.call_later(60, lambda: None)
+    gone = loop.call_later(30, lambda: None)
+    gone.cancel()   # cancelled timers stay until the loop drops them, in both
+    assert list(loop._ready) == [soon]
+    assert len(loop._scheduled) == 2 and later in loop._scheduled and gone in loop._scheduled
+    assert all(isinstance(h, asyncio.TimerHandle) for h in loop._scheduled)
+    helpers.run_once(loop)
+    assert len(loop._ready) == 0 and not loop._ready
+    assert later in loop._scheduled
+    if impl == "loopx":
+        # Snapshots: changing one fails instead of changing nothing.
+        with pytest.raises(AttributeError):
+            loop._ready.append(soon)
+        with pytest.raises(TypeError):
+            import heapq
+            heapq.heappush(loop._scheduled, later)
+    later.cancel()
 
 
 def test_timers_never_fire_early(loop):
