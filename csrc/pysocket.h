@@ -2,12 +2,13 @@
  *
  * Why.  Every loop.sock_* call needs the socket's fd and whether it is
  * non-blocking; asking through sock.fileno() and sock.gettimeout() is two
- * method lookups and calls (and a float) per operation, a tenth of what a
- * whole sock_recv costs when data is there.  The fields sit at the start of
- * CPython's socket object (Modules/socketmodule.h, PySocketSockObject), in
- * this order since Python 3 and up to 3.13; later versions add fields after
- * them.  sockets.pxi checks this mirror against the methods' answers on
- * real sockets at import (_socket_mirror_agrees) and uses it only if they
+ * method lookups and calls (and a float) per operation: a quarter of the
+ * instructions of a sock_sendall plus a sock_recv when data is there.  The
+ * fields sit at the start of CPython's socket object (Modules/socketmodule.h,
+ * PySocketSockObject), in this order since Python 3 and up to 3.13; later
+ * versions add fields after them.  sockets.pxi checks this mirror (the type
+ * too, one more field that must line up) against the methods' answers on
+ * real sockets at import (_socket_mirror_agrees), and uses it only if they
  * agree, and only on objects whose type is exactly socket.socket, which
  * overrides neither method.
  */

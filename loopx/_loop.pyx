@@ -327,8 +327,9 @@ cdef class Loop:
         return tuple(handles)
 
     def _scheduled_handles(self):
-        """The timer handles not yet due, cancelled ones included, in heap
-        order: what asyncio's _scheduled list holds."""
+        """The timer handles in the heap (not yet moved to the ready queue),
+        cancelled ones included, in heap order: what asyncio's _scheduled
+        list holds."""
         cdef Py_ssize_t i = 0
         handles = []
         while i < self._timers.len:
