@@ -382,7 +382,7 @@ def _connect_result(sock, address):
 cdef bint _is_numeric_address(host, family):
     if not isinstance(host, str):
         return False
-    if family == socket.AF_INET6:
+    if family == AF_INET6:
         host = host.partition("%")[0]
     try:
         socket.inet_pton(family, host)
@@ -391,13 +391,14 @@ cdef bint _is_numeric_address(host, family):
     return True
 
 
-async def _resolve_for(Loop loop, sock, address):
-    """The address to connect sock to: as given when already numeric (no
-    thread hop for the common case), else the first getaddrinfo answer."""
+async def _resolve_for(Loop loop, sock, family, address):
+    """The address to connect sock (of family) to: as given when already
+    numeric (no thread hop for the common case), else the first getaddrinfo
+    answer."""
     host, port = address[:2]
-    if isinstance(port, int) and _is_numeric_address(host, sock.family):
+    if isinstance(port, int) and _is_numeric_address(host, family):
         return address
-    infos = await loop.getaddrinfo(host, port, family=sock.family,
+    infos = await loop.getaddrinfo(host, port, family=family,
                                    type=sock.type, proto=sock.proto)
     if not infos:
         raise OSError("getaddrinfo() returned empty list")
@@ -406,8 +407,9 @@ async def _resolve_for(Loop loop, sock, address):
 
 async def _sock_connect(Loop loop, sock, address):
     _check_socket(loop, sock)
-    if sock.family == socket.AF_INET or sock.family == socket.AF_INET6:
-        address = await _resolve_for(loop, sock, address)
+    family = _family_of(sock)
+    if family == AF_INET or family == AF_INET6:
+        address = await _resolve_for(loop, sock, family, address)
     try:
         sock.connect(address)
         return
