@@ -93,17 +93,20 @@ cdef extern from "poller.h" nogil:
 
 cdef class Handle:
     cdef:
-        object _callback
+        # readonly: asyncio.Handle's private attributes of these names, which
+        # test helpers and diagnostics read (so does _args, a property).
+        readonly object _callback
         # The arguments: up to two are kept in the handle itself, so the
         # usual call_soon(cb, arg) allocates no tuple (one less GC object per
-        # future callback, task wake-up and asyncio.sleep); more go in _args.
+        # future callback, task wake-up and asyncio.sleep); more go in
+        # _args_all.
         Py_ssize_t _nargs
         object _arg0
         object _arg1
-        tuple _args           # all of them when _nargs > 2, else None
-        object _context
-        Loop _loop
-        bint _cancelled
+        tuple _args_all       # all of them when _nargs > 2, else None
+        readonly object _context
+        readonly Loop _loop
+        readonly bint _cancelled
         object _traceback     # debug mode: where the handle was created
         object _repr          # debug mode: repr saved at cancel()
         object __weakref__
@@ -111,7 +114,7 @@ cdef class Handle:
     cdef void _cancel(self)
     cdef tuple _args_tuple(self)
     cdef str _callback_repr(self)
-    cdef int _run(self) except -1
+    cdef int _run_callback(self) except -1
     cdef int _callback_failed(self) except -1
     cdef _report_exception(self, exc)
 
@@ -120,7 +123,7 @@ cdef class TimerHandle(Handle):
     cdef:
         double _deadline      # the loop time it is due at (when())
         bint _when_is_int     # call_at() was given an int: when() returns one
-        bint _scheduled       # True while the timer heap holds it
+        readonly bint _scheduled   # True while the timer heap holds it (asyncio's name)
 
     cdef bint _same_as(self, TimerHandle o)
 

@@ -635,7 +635,7 @@ cdef class Loop:
                 if self._debug:
                     self._run_handle_debug(<Handle>ptr)
                 else:
-                    (<Handle>ptr)._run()
+                    (<Handle>ptr)._run_callback()
             finally:
                 lx_owned_release(ptr)
         return 0
@@ -673,7 +673,7 @@ cdef class Loop:
         cdef double t0 = _now(), dt
         self._current_handle = h
         try:
-            h._run()
+            h._run_callback()
         finally:
             self._current_handle = None
         dt = _now() - t0

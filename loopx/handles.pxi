@@ -56,7 +56,7 @@ cdef class Handle:
         self._nargs = 0
         self._arg0 = None
         self._arg1 = None
-        self._args = None
+        self._args_all = None
 
     cdef str _callback_repr(self):
         return _format_callback(self._callback, self._args_tuple(),
@@ -70,7 +70,7 @@ cdef class Handle:
             return (self._arg0,)
         if self._nargs == 2:
             return (self._arg0, self._arg1)
-        return self._args
+        return self._args_all
 
     @cython.wraparound(True)   # [-1] below (the module default is off)
     def _repr_info(self):
@@ -90,7 +90,20 @@ cdef class Handle:
     def _source_traceback(self):
         return self._traceback
 
-    cdef int _run(self) except -1:
+    def _run(self):
+        """asyncio.Handle's own: run the callback now, as the loop would
+        (test helpers that fast-forward timers call it, then cancel())."""
+        self._run_callback()
+
+    @property
+    def _args(self):
+        # asyncio.Handle's attribute: the arguments; None once cancelled.
+        if self._cancelled:
+            return None
+        args = self._args_tuple()
+        return () if args is None else args
+
+    cdef int _run_callback(self) except -1:
         """Run the callback in its context.
 
         Returns 0 after the callback ran or its exception went to the loop's
@@ -112,7 +125,7 @@ cdef class Handle:
             rc = lx_run_in_context(self._context, callback, &stack[1],
                                    <size_t>self._nargs | PY_VECTORCALL_ARGUMENTS_OFFSET)
         else:
-            args = self._args
+            args = self._args_all
             rc = lx_run_in_context(self._context, callback, lx_tuple_items(args),
                                    <size_t>len(args))
         if rc < 0:
@@ -225,8 +238,8 @@ cdef inline int _set_args(Handle h, PyObject **argv, Py_ssize_t n) except -1:
     """Store the n arguments at argv (borrowed) in the handle."""
     h._nargs = n
     if n > 2:
-        h._args = lx_tuple_from_vector(argv, n)
-        lx_untrack_atomic_tuple(<PyObject *>h._args)
+        h._args_all = lx_tuple_from_vector(argv, n)
+        lx_untrack_atomic_tuple(<PyObject *>h._args_all)
     elif n > 0:
         h._arg0 = <object>argv[0]
         if n == 2:

@@ -222,6 +222,50 @@ def test_ready_and_scheduled_show_what_is_pending(loop, impl):
     later.cancel()
 
 
+def test_test_helpers_can_fast_forward_timers(loop):
+    """zeroconf's and Home Assistant's test helpers walk loop._scheduled and
+    run what a mocked clock makes due, through asyncio's private handle API:
+    _run(), then cancel() so that the loop does not run it again."""
+    fired = []
+    due = loop.call_later(5, fired.append, "due")
+    not_due = loop.call_later(500, fired.append, "not due")
+    assert due._scheduled and not due._cancelled and due._args == ("due",)
+    assert due._callback == fired.append and due._loop is loop
+    assert due._context is not None and due._context.run(lambda: 1) == 1
+
+    async def fast_forward(seconds):
+        now = loop.time()
+        for handle in list(loop._scheduled):
+            if isinstance(handle, asyncio.TimerHandle) and not handle.cancelled():
+                if handle.when() <= now + seconds:
+                    handle._run()
+                    handle.cancel()
+
+    helpers.run(loop, fast_forward(10))
+    assert fired == ["due"]
+    assert due._cancelled and due._args is None and due._callback is None
+    helpers.run(loop, asyncio.sleep(0.01))
+    assert fired == ["due"]   # cancelled after its run: the loop skips it
+    not_due.cancel()
+
+
+def test_a_handle_run_by_hand_reports_its_exception(loop):
+    """Handle._run() reports what the callback raises to the exception
+    handler, as when the loop runs it."""
+    seen = []
+    loop.set_exception_handler(lambda _loop, context: seen.append(context))
+
+    def boom():
+        raise ZeroDivisionError
+
+    handle = loop.call_soon(boom)
+    handle._run()
+    assert isinstance(seen[0]["exception"], ZeroDivisionError) and seen[0]["handle"] is handle
+    handle.cancel()
+    helpers.run_once(loop)
+    assert len(seen) == 1
+
+
 def test_timers_never_fire_early(loop):
     results = []
 
