@@ -637,9 +637,9 @@ cdef class SSLProtocol:
             self._fatal_error(exc, "Error calling eof_received()")
 
     cdef _control_ssl_reading(self):
-        cdef Py_ssize_t size = self._incoming.pending
         if self._transport is None:
             return   # disconnected: nothing to pause or resume
+        cdef Py_ssize_t size = self._incoming.pending
         if size >= self._incoming_high_water and not self._ssl_reading_paused:
             self._ssl_reading_paused = True
             self._transport.pause_reading()

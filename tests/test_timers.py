@@ -1,6 +1,7 @@
 """call_later / call_at, TimerHandle and loop.time()."""
 import asyncio
 import contextvars
+import heapq
 import math
 import time
 
@@ -217,7 +218,6 @@ def test_ready_and_scheduled_show_what_is_pending(loop, impl):
         with pytest.raises(AttributeError):
             loop._ready.append(soon)
         with pytest.raises(TypeError):
-            import heapq
             heapq.heappush(loop._scheduled, later)
     later.cancel()
 
