@@ -224,7 +224,7 @@ cdef class Loop:
     cdef double _clock(self) except? -1.0
     cdef double _due_before(self) except? -1.0
     cdef bint _timer_due(self) except -1
-    cdef int _run_once(self) except -1
+    cdef int _iterate(self) except -1
     cdef int _poll(self, int64_t timeout_ns) except -1
     cdef int _run_handle_debug(self, Handle h) except -1
     cdef _wakeup(self)

@@ -5,7 +5,7 @@ One extension module: the loop (this file) plus include files per concern
 (handles.pxi, sockets.pxi, signals.pxi, ...).  Keeping them in one module makes
 every call between them a direct C call.
 
-The run loop, one iteration (_run_once):
+The run loop, one iteration (_iterate):
   1. timeout = 0 if a callback is ready or the loop is stopping, else the time
      to the earliest live timer (never rounded down: we must not spin), else
      forever;
@@ -83,7 +83,7 @@ cdef double _CLOCK_RESOLUTION = 1e-9                    # CLOCK_MONOTONIC on Lin
 cdef int _DEBUG_STACK_DEPTH = 10                        # asyncio.constants.DEBUG_STACK_DEPTH
 cdef enum:
     _MAX_IOV = 64          # buffers per sendmsg(); plenty to fill a socket buffer
-# While callbacks are ready, poll for I/O at most this often (see _run_once).
+# While callbacks are ready, poll for I/O at most this often (see _iterate).
 cdef int64_t _BUSY_POLL_INTERVAL_NS = 50000
 
 cdef object _Future = futures.Future
@@ -180,6 +180,18 @@ cdef int _fileobj_to_fd(object fileobj) except -1:
 # close() warns and (in debug mode) logs.
 cdef object _warn = warnings.warn
 cdef object logger = asyncio.log.logger
+cdef object _base_events = asyncio.base_events
+
+
+cdef object _report_logger():
+    """The logger for error reports and slow-callback warnings.
+
+    asyncio's loop logs those through asyncio.base_events' global `logger`
+    (the same object as asyncio.log.logger), and tests capture them by
+    patching that global, so it is looked up per report.  At interpreter exit
+    module globals may be gone; the C global stays."""
+    reporter = getattr(_base_events, "logger", None)
+    return logger if reporter is None else reporter
 
 
 cdef class Loop:
@@ -476,11 +488,19 @@ cdef class Loop:
         self._run_forever_setup()
         try:
             while True:
-                self._run_once()
+                self._iterate()
                 if self._stopping:
                     break
         finally:
             self._run_forever_cleanup()
+
+    def _run_once(self):
+        """One iteration of the loop, as asyncio's private method: what an
+        outer event loop calls between _run_forever_setup() and
+        _run_forever_cleanup() (3.13's integration hooks), and what tests
+        step the loop with."""
+        self._check_closed()
+        self._iterate()
 
     def run_until_complete(self, future):
         """Run until the future (or coroutine, wrapped in a Task) is done and
@@ -536,7 +556,7 @@ cdef class Loop:
         self._close_signals()
         self._release_native()
 
-    cdef int _run_once(self) except -1:
+    cdef int _iterate(self) except -1:
         """One iteration: poll, collect due timers, run what is ready."""
         cdef int64_t timeout_ns = -1
         cdef double delta, deadline
@@ -666,7 +686,7 @@ cdef class Loop:
         if self._debug:
             dt = _now() - t0
             if dt >= self.slow_callback_duration:
-                logger.warning("Executing the read callback of %r took %.3f seconds", r, dt)
+                _report_logger().warning("Executing the read callback of %r took %.3f seconds", r, dt)
         return 0
 
     cdef int _run_handle_debug(self, Handle h) except -1:
@@ -678,7 +698,7 @@ cdef class Loop:
             self._current_handle = None
         dt = _now() - t0
         if dt >= self.slow_callback_duration:
-            logger.warning("Executing %s took %.3f seconds", _format_handle(h), dt)
+            _report_logger().warning("Executing %s took %.3f seconds", _format_handle(h), dt)
         return 0
 
     # ------------------------------------------------------------------
@@ -987,7 +1007,7 @@ cdef class Loop:
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException:
-                logger.error("Exception in default exception handler", exc_info=True)
+                _report_logger().error("Exception in default exception handler", exc_info=True)
             return
         try:
             ctx = None
@@ -1015,7 +1035,7 @@ cdef class Loop:
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException:
-                logger.error("Exception in default exception handler while "
+                _report_logger().error("Exception in default exception handler while "
                              "handling an unexpected error in custom exception "
                              "handler", exc_info=True)
 

@@ -44,4 +44,4 @@ cdef _log_exception_context(Loop loop, dict context):
         else:
             value = repr(value)
         lines.append(f"{key}: {value}")
-    logger.error("\n".join(lines), exc_info=exc_info)
+    _report_logger().error("\n".join(lines), exc_info=exc_info)

@@ -202,3 +202,14 @@ def test_debug_mode_rejects_coroutine_functions_everywhere(loop):
     ):
         with pytest.raises(TypeError):
             call()
+
+
+def test_slow_callback_warning_goes_through_a_patched_base_events_logger(loop):
+    from unittest import mock
+    loop.set_debug(True)
+    loop.slow_callback_duration = 0.01
+    loop.call_soon(time.sleep, 0.05)
+    with mock.patch("asyncio.base_events.logger") as m_log:
+        helpers.run_once(loop)
+    messages = [c.args[0] % c.args[1:] for c in m_log.warning.call_args_list]
+    assert any(m.startswith("Executing") and "took" in m for m in messages), messages

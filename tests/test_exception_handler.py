@@ -170,3 +170,17 @@ def test_handler_runs_in_the_context_of_the_failing_handle(loop):
     loop.call_soon(boom, context=ctx)
     helpers.run_once(loop)
     assert seen == ["handle-context"]
+
+
+def test_reports_go_through_asyncio_base_events_logger_as_patched(loop):
+    # asyncio's loop logs through the module global asyncio.base_events.logger;
+    # test suites capture reports by patching it (CPython's own do), so the
+    # report must reach whatever that global is at the time.
+    from unittest import mock
+    with mock.patch("asyncio.base_events.logger") as m_log:
+        loop.call_soon(boom)
+        helpers.run_once(loop)
+    assert m_log.error.call_count == 1
+    message = m_log.error.call_args.args[0]
+    assert message.startswith("Exception in callback")
+    assert m_log.error.call_args.kwargs["exc_info"][0] is Boom

@@ -464,3 +464,46 @@ def test_loop_left_with_pending_tasks_at_exit_does_not_crash(impl, pending):
         "loop.run_until_complete(main())\n"
         "print('started', flush=True)\n")
     assert "started" in out
+
+
+def test_private_run_once_runs_one_iteration(loop):
+    # asyncio's private stepping method: test helpers and outer event loops
+    # (3.13's _run_forever_setup/_run_forever_cleanup hooks) call it.
+    calls = []
+    loop.call_soon(calls.append, "first")
+    loop.call_soon(lambda: loop.call_soon(calls.append, "next iteration"))
+    loop._run_once()
+    assert calls == ["first"]
+    loop._run_once()
+    assert calls == ["first", "next iteration"]
+    loop.call_later(0.01, calls.append, "timer")
+    loop._run_once()  # waits for the timer, as asyncio's does
+    assert calls[-1] == "timer"
+
+
+def test_outer_loop_drives_iterations_between_setup_and_cleanup(loop, impl):
+    if not hasattr(loop, "_run_forever_setup"):
+        pytest.skip("asyncio has the integration hooks from 3.13 only")
+    seen = []
+
+    async def inside():
+        seen.append(asyncio.get_running_loop())
+
+    task = loop.create_task(inside())
+    loop._run_forever_setup()
+    try:
+        while not task.done():
+            loop._run_once()
+    finally:
+        loop._run_forever_cleanup()
+    assert seen == [loop]
+    assert not loop.is_running()
+    assert asyncio._get_running_loop() is None
+
+
+@helpers.only("loopx")
+def test_private_run_once_on_a_closed_loop_raises(loop):
+    """asyncio's fails on its missing selector (AttributeError); loopx says why."""
+    loop.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        loop._run_once()
