@@ -17,7 +17,7 @@ The run loop, one iteration (_iterate):
 cimport cython
 from cpython.object cimport PyObject, PyTypeObject, inquiry, traverseproc, visitproc, Py_LT, Py_LE, Py_EQ, Py_NE, Py_GT, Py_GE
 from cpython.mem cimport PyMem_Calloc, PyMem_Malloc, PyMem_Realloc, PyMem_Free
-from libc.errno cimport errno, EINTR, EAGAIN, ESRCH
+from libc.errno cimport errno, EINTR, EAGAIN, ESRCH, ECONNRESET
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.string cimport memset
 from libc.math cimport ceil

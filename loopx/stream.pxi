@@ -44,6 +44,9 @@ cdef extern from "sys/socket.h" nogil:
     ssize_t recv(int fd, void *buf, size_t n, int flags)
     ssize_t send(int fd, const void *buf, size_t n, int flags)
     ssize_t sendmsg(int fd, const msghdr *msg, int flags)
+    int getsockname(int fd, sockaddr *sa, socklen_t *salen)
+    int shutdown(int fd, int how)
+    int SHUT_WR
 
 cdef extern from "compat.h" nogil:
     int MSG_NOSIGNAL
@@ -94,15 +97,17 @@ cdef object _family_of(sock):
 
 cdef _set_nodelay(sock, int fd):
     # asyncio turns Nagle off on TCP transports; so do we.
-    cdef int one = 1
     if not issubclass(type(sock), _C_SOCKET):   # not isinstance: a mock's __class__ lies
         if (sock.family in (socket.AF_INET, socket.AF_INET6)
                 and sock.type == socket.SOCK_STREAM and sock.proto == socket.IPPROTO_TCP):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return
-    if (_C_FAMILY.__get__(sock) in (AF_INET, AF_INET6)
-            and _C_TYPE.__get__(sock) == SOCK_STREAM
-            and _C_PROTO.__get__(sock) == IPPROTO_TCP):
+    _set_nodelay_fd(fd, _C_FAMILY.__get__(sock), _C_TYPE.__get__(sock), _C_PROTO.__get__(sock))
+
+
+cdef _set_nodelay_fd(int fd, int family, int kind, int proto):
+    cdef int one = 1
+    if family in (AF_INET, AF_INET6) and kind == SOCK_STREAM and proto == IPPROTO_TCP:
         if setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0:
             raise _os_error(errno)
 
@@ -112,8 +117,16 @@ cdef class SocketTransport(_FlowControlTransport):
     """asyncio.Transport over a connected stream socket (TCP or Unix)."""
 
     cdef:
-        object _sock
+        object _sock                   # the socket.socket; None once closed, or
+                                       # not made yet (_owns_fd)
         int _sock_fd
+        # An accepted connection is served from its fd alone until someone
+        # asks for the socket object (_socket_object): making one costs a
+        # getsockname() and ~2 us of Python per connection, and ~100 B while
+        # it is idle.  The transport then owns the fd, and these say what
+        # socket the object would be.
+        bint _owns_fd
+        int _family, _type, _proto
         bint _buffered                 # the protocol is a BufferedProtocol
         bint _feeds_stream             # ... an asyncio StreamReaderProtocol (stream_feed.pxi)
         bint _feeds_tls                # ... an SSLProtocol (tls.pxi)
@@ -154,20 +167,38 @@ cdef class SocketTransport(_FlowControlTransport):
             extra["peername"] = self._peername
 
     cdef _setup(self, Loop loop, sock, protocol, waiter, extra, peername, server):
+        self._sock = sock
+        if peername is _UNSET:
+            try:
+                peername = sock.getpeername()
+            except OSError:
+                peername = None
+        self._start(loop, sock.fileno(), protocol, extra, peername, server)
+        _set_nodelay(sock, self._sock_fd)
+        self._schedule_connection_made(waiter)
+
+    cdef _setup_accepted(self, Loop loop, int fd, int family, int kind, int proto,
+                         protocol, peername, server):
+        """Serve an accepted connection's fd, which this transport owns from
+        here on (see _owns_fd); kind is the socket type without flags."""
+        self._owns_fd = True
+        self._sock_fd = fd
+        self._family = family
+        self._type = kind
+        self._proto = proto
+        self._start(loop, fd, protocol, None, peername, server)
+        _set_nodelay_fd(fd, family, kind, proto)
+        self._schedule_connection_made(None)
+
+    cdef _start(self, Loop loop, int fd, protocol, extra, peername, server):
         # The extra info is kept in fields, and what costs memory but is
         # rarely asked for (sockname, the TransportSocket) is made on first
         # use: an idle connection needs no dict and no address tuples.
         self._loop = loop
         self._extra = extra
         self._set_write_buffer_limits(None, None)
-        self._sock = sock
-        self._sock_fd = sock.fileno()
+        self._sock_fd = fd
         self._sockname = _UNSET
-        if peername is _UNSET:
-            try:
-                peername = sock.getpeername()
-            except OSError:
-                peername = None
         self._peername = peername
         self.set_protocol(protocol)
         self._server = server
@@ -176,18 +207,53 @@ cdef class SocketTransport(_FlowControlTransport):
                 server._attach(self)
             else:
                 server._attach()
-        loop._fd_grow(self._sock_fd)
-        loop._fds[self._sock_fd].transport = <PyObject *>self
-        _set_nodelay(sock, self._sock_fd)
+        loop._fd_grow(fd)
+        loop._fds[fd].transport = <PyObject *>self
+
+    cdef _schedule_connection_made(self, waiter):
         # asyncio's order: connection_made, then reading starts, then the
         # waiter (so a paused-in-connection_made protocol is respected).
-        loop._call_soon(protocol.connection_made, (self,), None)
+        cdef Loop loop = self._loop
+        loop._call_soon(self._protocol.connection_made, (self,), None)
         loop._call_soon(self._start_reading, None, None)
         if waiter is not None:
             loop._call_soon(futures._set_result_unless_cancelled, (waiter, None), None)
 
+    cdef inline bint _socket_open(self):
+        return self._sock is not None or self._owns_fd
+
+    cdef object _socket_object(self):
+        """The socket.socket of this connection (None once closed), made now
+        if the transport has served its fd alone so far."""
+        if self._owns_fd:
+            self._sock = _socket_type(self._family, self._type | LX_SOCK_NONBLOCK,
+                                      self._proto, self._sock_fd)
+            self._owns_fd = False   # the socket object owns the fd now
+            if not LX_SOCK_NONBLOCK:
+                self._sock.setblocking(False)   # its timeout (the fd already is)
+        return self._sock
+
+    cdef _close_socket(self):
+        if self._owns_fd:
+            self._owns_fd = False
+            # As socket.close(): a reset peer is not an error here.
+            if close(self._sock_fd) != 0 and errno != ECONNRESET:
+                raise _os_error(errno)
+        elif self._sock is not None:
+            self._sock.close()
+        self._sock = None
+
+    cdef _shutdown_write(self):
+        if self._owns_fd:
+            if shutdown(self._sock_fd, SHUT_WR) != 0:
+                raise _os_error(errno)
+        else:
+            self._sock.shutdown(socket.SHUT_WR)
+
     def __dealloc__(self):
         self._unregister()
+        if self._owns_fd:   # __del__ closes it; this is only a backstop
+            close(self._sock_fd)
 
     cdef _unregister(self):
         """Stop being the transport of our fd in the loop's table."""
@@ -201,26 +267,48 @@ cdef class SocketTransport(_FlowControlTransport):
         """Information about the transport or its resources ('socket', ...)."""
         if name == "peername":
             return self._peername
+        cdef sockaddr_storage addr
+        cdef socklen_t addrlen
         if name == "sockname":
             if self._sockname is _UNSET:
                 self._sockname = None
-                if self._sock is not None:
+                if self._owns_fd:
+                    addrlen = sizeof(addr)
+                    memset(&addr, 0, sizeof(addr))   # see _sockaddr_to_python
+                    if getsockname(self._sock_fd, <sockaddr *>&addr, &addrlen) == 0:
+                        self._sockname = _sockaddr_to_python(<sockaddr *>&addr, addrlen)
+                elif self._sock is not None:
                     try:
                         self._sockname = self._sock.getsockname()
                     except OSError:
                         pass
             return self._sockname
         if name == "socket":
-            if self._trsock is None and self._sock is not None:
-                self._trsock = _trsock.TransportSocket(self._sock)
+            if self._trsock is None:
+                sock = self._socket_object()
+                if sock is None and self._family:
+                    sock = self._closed_socket()
+                if sock is not None:
+                    self._trsock = _trsock.TransportSocket(sock)
             return self._trsock
         if self._extra is not None:
             return self._extra.get(name, default)
         return default
 
+    cdef object _closed_socket(self):
+        """What asyncio answers for 'socket' after the close, its closed
+        socket object, for a connection whose socket object was never made
+        (rare: a new socket of the same kind, closed at once)."""
+        try:
+            sock = _socket_type(self._family, self._type | LX_SOCK_NONBLOCK, self._proto)
+        except OSError:
+            return None
+        sock.close()
+        return sock
+
     def __repr__(self):
         info = [type(self).__name__]
-        if self._sock is None:
+        if not self._socket_open():
             info.append("closed")
         elif self._closing:
             info.append("closing")
@@ -232,10 +320,9 @@ cdef class SocketTransport(_FlowControlTransport):
         return "<" + " ".join(info) + ">"
 
     def __del__(self):
-        if self._sock is not None:
+        if self._socket_open():
             warnings.warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            self._sock.close()
-            self._sock = None
+            self._close_socket()
             if self._server is not None:
                 if _PY313:
                     self._server._detach(self)
@@ -611,7 +698,7 @@ cdef class SocketTransport(_FlowControlTransport):
                 self._conn_lost += 1
                 self._call_connection_lost(None)
             elif self._eof:
-                self._sock.shutdown(socket.SHUT_WR)
+                self._shutdown_write()
 
     def write_eof(self):
         """Shut the write side down once the queue is flushed."""
@@ -620,7 +707,7 @@ cdef class SocketTransport(_FlowControlTransport):
         self._send_corked()
         self._eof = True
         if not self._buffer_size:
-            self._sock.shutdown(socket.SHUT_WR)
+            self._shutdown_write()
 
     def can_write_eof(self):
         return True
@@ -671,11 +758,12 @@ cdef class SocketTransport(_FlowControlTransport):
         finally:
             self._unregister()
             # What get_extra_info() answers after the close: asyncio read
-            # these when the transport was made.
+            # these when the transport was made.  (A transport that served
+            # its fd alone makes its 'socket' answer when asked.)
             self.get_extra_info("sockname")
-            self.get_extra_info("socket")
-            self._sock.close()
-            self._sock = None
+            if self._sock is not None:
+                self.get_extra_info("socket")
+            self._close_socket()
             self._protocol = None
             # _loop stays: it is a typed field that late calls dereference
             # (asyncio drops it to break cycles; the loop holds no strong
@@ -740,7 +828,7 @@ cdef class _StreamServing:
             except OSError as exc:
                 self._accept_failed(exc)
                 return
-            self.connection_accepted(conn, addr)
+            self.connection_accepted(conn, -1, addr)
 
     cdef _accept_native(self):
         """accept_ready's loop without socket.accept()'s Python frames: one
@@ -767,14 +855,24 @@ cdef class _StreamServing:
                     return
                 self._accept_failed(_os_error(err))
                 return
+            conn = None
             try:
-                conn = _socket_type(self._family, self._type | LX_SOCK_NONBLOCK, self._proto, conn_fd)
+                peername = _sockaddr_to_python(<sockaddr *>&peer, peerlen)
+                # A plain connection is served from its fd alone (see
+                # SocketTransport._owns_fd); TLS and debug mode's log want
+                # the socket object.
+                if self.sslcontext is not None or self.loop._debug:
+                    conn = _socket_type(self._family, self._type | LX_SOCK_NONBLOCK,
+                                        self._proto, conn_fd)
+                    if not LX_SOCK_NONBLOCK:
+                        conn.setblocking(False)   # its timeout (the fd already is)
             except BaseException:
-                close(conn_fd)
+                if conn is None:
+                    close(conn_fd)
+                else:
+                    conn.close()
                 raise
-            if not LX_SOCK_NONBLOCK:
-                conn.setblocking(False)
-            self.connection_accepted(conn, _sockaddr_to_python(<sockaddr *>&peer, peerlen))
+            self.connection_accepted(conn, conn_fd, peername)
 
     cdef _accept_failed(self, exc):
         if exc.errno in (errno_mod.EMFILE, errno_mod.ENFILE,
@@ -791,8 +889,11 @@ cdef class _StreamServing:
             return
         raise exc  # the loop's exception handler logs it
 
-    cdef connection_accepted(self, conn, peername):
-        cdef SocketTransport transport
+    cdef connection_accepted(self, conn, int fd, peername):
+        """Serve an accepted connection: the socket object conn, or when it
+        is None the bare fd, which is then ours to close (the transport's
+        once it has one)."""
+        cdef SocketTransport transport = None
         protocol = None
         if self.loop._debug:
             logger.debug("%r got a new connection from %r: %r", self.server, peername, conn)
@@ -800,13 +901,17 @@ cdef class _StreamServing:
             protocol = self.protocol_factory()
             if self.sslcontext is None:
                 transport = SocketTransport.__new__(SocketTransport)
-                transport._setup(self.loop, conn, protocol, None, None, peername, self.server)
+                if conn is None:
+                    transport._setup_accepted(self.loop, fd, self._family, self._type,
+                                              self._proto, protocol, peername, self.server)
+                else:
+                    transport._setup(self.loop, conn, protocol, None, None, peername, self.server)
                 return
         except (SystemExit, KeyboardInterrupt):
-            conn.close()
+            _close_accepted(conn, fd, transport)
             raise
         except BaseException as exc:
-            conn.close()
+            _close_accepted(conn, fd, transport)
             _report_accept_error(self.loop, exc, protocol, None)
             return
         # TLS: the handshake is awaited by a task, as asyncio does.
@@ -816,6 +921,16 @@ cdef class _StreamServing:
         if self.sock.fileno() < 0:
             return  # closed while we waited to retry
         self.loop._add_watch(self.sock, False, self.accept_ready, None)
+
+
+cdef _close_accepted(conn, int fd, SocketTransport transport):
+    """Close a connection whose setup failed."""
+    if conn is not None:
+        conn.close()
+    elif transport is not None and transport._owns_fd:
+        transport._close_socket()
+    elif transport is None:
+        close(fd)
 
 
 cdef _report_accept_error(Loop loop, exc, protocol, transport):
@@ -899,12 +1014,12 @@ async def _sendfile_native(Loop loop, SocketTransport transp, file, offset, coun
     transp.pause_reading()
     await transp._make_empty_waiter()
     try:
-        return await loop.sock_sendfile(transp._sock, file, offset, count, fallback=False)
+        return await loop.sock_sendfile(transp._socket_object(), file, offset, count, fallback=False)
     finally:
         transp._reset_empty_waiter()
         if resume_reading:
             transp.resume_reading()
-        if transp._sock is not None and fd < loop._fds_cap:
+        if transp._socket_open() and fd < loop._fds_cap:
             loop._fds[fd].transport = <PyObject *>transp
 
 

@@ -3,11 +3,14 @@ transport look like, bursts, a listener loopx must not accept for natively,
 and running out of fds.
 
 loopx accepts TCP connections with its own accept4() (stream.pxi,
-_StreamServing._accept_native); these tests hold it to what socket.accept()
-gives asyncio's loop.  Every test runs on both loops, with real sockets.
+_StreamServing._accept_native) and serves a plain one from its fd, making the
+socket object only when asked (SocketTransport._owns_fd); these tests hold it
+to what socket.accept() gives asyncio's loop, before and after the close.
+Every test runs on both loops, with real sockets.
 """
 import asyncio
 import errno
+import gc
 import os
 import socket
 import sys
@@ -261,6 +264,142 @@ def test_running_out_of_fds_pauses_accepting_then_recovers(loop):
         got = await asyncio.wait_for(_echo_once(loop, client, b"later"), helpers.PROMPT)
         assert got == b"later"
         client.close()
+        server.close()
+        await server.wait_closed()
+    helpers.run(loop, main())
+
+
+async def _accept_one(loop, server_factory, connect_addr, family=socket.AF_INET):
+    """Connect a plain client; return it and the server's transport."""
+    log = []
+    server = await server_factory(lambda: Accepted(log))
+    c = socket.socket(family)
+    c.setblocking(False)
+    await loop.sock_connect(c, connect_addr(server))
+    await helpers.async_wait_until(lambda: log)
+    return server, c, log[0]
+
+
+@pytest.mark.parametrize("ask_first", ["nothing", "sockname"])
+def test_accepted_transport_answers_after_close_as_before(loop, ask_first):
+    # loopx serves an accepted connection from its fd and makes the socket
+    # object only when asked: after the close the answers must still be
+    # asyncio's (its closed socket, the addresses it had).
+    async def main():
+        server, c, transport = await _accept_one(
+            loop, lambda f: loop.create_server(f, "127.0.0.1", 0),
+            lambda s: s.sockets[0].getsockname())
+        if ask_first == "sockname":
+            assert transport.get_extra_info("sockname") == c.getpeername()
+        transport.close()
+        assert await loop.sock_recv(c, 10) == b""   # closed: the client sees EOF
+        await helpers.async_wait_until(transport.is_closing)
+        await asyncio.sleep(0)   # connection_lost runs
+        assert transport.get_extra_info("sockname") == c.getpeername()
+        assert transport.get_extra_info("peername") == c.getsockname()
+        sock = transport.get_extra_info("socket")
+        assert sock is transport.get_extra_info("socket")
+        assert sock.fileno() == -1
+        assert sock.family == socket.AF_INET and sock.type == socket.SOCK_STREAM
+        assert "closed" in repr(transport)
+        c.close()
+        server.close()
+        await server.wait_closed()
+    helpers.run(loop, main())
+
+
+@helpers.windows_skip("create_unix_server: AF_UNIX")
+def test_accepted_unix_transport_answers_after_close(loop, tmp_path):
+    path = str(tmp_path / "srv.sock")
+
+    async def main():
+        server, c, transport = await _accept_one(
+            loop, lambda f: loop.create_unix_server(f, path), lambda s: path, socket.AF_UNIX)
+        transport.close()
+        assert await loop.sock_recv(c, 10) == b""
+        await asyncio.sleep(0)
+        assert transport.get_extra_info("sockname") == path
+        assert transport.get_extra_info("peername") == ""
+        sock = transport.get_extra_info("socket")
+        assert sock.fileno() == -1 and sock.family == socket.AF_UNIX
+        c.close()
+        server.close()
+        await server.wait_closed()
+    helpers.run(loop, main())
+
+
+def test_accepted_transport_write_eof_and_sendfile(loop, tmp_path):
+    data = helpers.pattern_bytes(300_000, seed=11)
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+
+    async def main():
+        server, c, transport = await _accept_one(
+            loop, lambda f: loop.create_server(f, "127.0.0.1", 0),
+            lambda s: s.sockets[0].getsockname())
+        with open(path, "rb") as f:
+            assert await loop.sendfile(transport, f) == len(data)
+        transport.write(b"tail")
+        transport.write_eof()
+        got = bytearray()
+        while chunk := await loop.sock_recv(c, 65536):
+            got += chunk
+        assert got == data + b"tail"
+        c.close()   # the server's protocol closes on EOF
+        server.close()
+        await server.wait_closed()
+    helpers.run(loop, main())
+
+
+class _Forgetful(asyncio.Protocol):
+    """Server side: pauses reading and keeps no reference to its transport."""
+
+    def connection_made(self, transport):
+        transport.pause_reading()
+
+
+def test_an_accepted_transport_dropped_unclosed_warns_and_closes(loop):
+    async def main():
+        server = await loop.create_server(_Forgetful, "127.0.0.1", 0)
+        c = socket.socket()
+        c.setblocking(False)
+        with pytest.warns(ResourceWarning, match="unclosed transport"):
+            await loop.sock_connect(c, server.sockets[0].getsockname())
+            for _ in range(5):   # the transport goes once the loop's calls drop it
+                await asyncio.sleep(0)
+                gc.collect()
+        assert await asyncio.wait_for(loop.sock_recv(c, 10), helpers.SAFETY) == b""
+        c.close()
+        server.close()
+    helpers.run(loop, main())
+
+
+@helpers.only("loopx")
+def test_a_protocol_factory_that_raises_closes_the_connection(loop):
+    """asyncio leaves the accepted socket to the garbage collector (its
+    _accept_connection2 reports the error and drops the socket unclosed), so
+    when the client sees EOF depends on when that runs; loopx closes it."""
+    calls = []
+
+    def factory():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("no protocol for you")
+        return Accepted([])
+
+    async def main():
+        server = await loop.create_server(factory, "127.0.0.1", 0)
+        addr = server.sockets[0].getsockname()
+        first = socket.socket()
+        first.setblocking(False)
+        await loop.sock_connect(first, addr)
+        assert await asyncio.wait_for(loop.sock_recv(first, 10), helpers.SAFETY) == b""
+        first.close()
+        second = socket.socket()   # the server goes on accepting
+        second.setblocking(False)
+        await loop.sock_connect(second, addr)
+        assert await _echo_once(loop, second, b"still here") == b"still here"
+        second.close()
         server.close()
         await server.wait_closed()
     helpers.run(loop, main())
