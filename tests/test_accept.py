@@ -403,3 +403,26 @@ def test_a_protocol_factory_that_raises_closes_the_connection(loop):
         server.close()
         await server.wait_closed()
     helpers.run(loop, main())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="only Linux routes all of 127.0.0.0/8 to loopback")
+def test_peer_addresses_with_every_octet_width(loop):
+    # loopx formats IPv4 addresses itself (sockaddr.pxi, _format_ipv4).
+    sources = ["127.0.0.1", "127.0.0.10", "127.0.99.0", "127.1.23.200",
+               "127.255.100.9", "127.10.0.255"]
+
+    async def main():
+        log = []
+        server = await loop.create_server(lambda: Accepted(log), "0.0.0.0", 0)
+        port = server.sockets[0].getsockname()[1]
+        for source in sources:
+            with socket.socket() as c:
+                c.bind((source, 0))
+                c.setblocking(False)
+                await loop.sock_connect(c, ("127.0.0.1", port))
+                assert await _echo_once(loop, c, b"hi") == b"hi"
+                assert log[-1].get_extra_info("peername") == c.getsockname()
+        server.close()
+        await server.wait_closed()
+    helpers.run(loop, main())
