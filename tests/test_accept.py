@@ -280,7 +280,7 @@ async def _accept_one(loop, server_factory, connect_addr, family=socket.AF_INET)
     return server, c, log[0]
 
 
-@pytest.mark.parametrize("ask_first", ["nothing", "sockname"])
+@pytest.mark.parametrize("ask_first", ["nothing", "sockname", "socket"])
 def test_accepted_transport_answers_after_close_as_before(loop, ask_first):
     # loopx serves an accepted connection from its fd and makes the socket
     # object only when asked: after the close the answers must still be
@@ -289,8 +289,12 @@ def test_accepted_transport_answers_after_close_as_before(loop, ask_first):
         server, c, transport = await _accept_one(
             loop, lambda f: loop.create_server(f, "127.0.0.1", 0),
             lambda s: s.sockets[0].getsockname())
+        before = None
         if ask_first == "sockname":
             assert transport.get_extra_info("sockname") == c.getpeername()
+        elif ask_first == "socket":
+            before = transport.get_extra_info("socket")
+            assert before.fileno() >= 0 and before.getpeername() == c.getsockname()
         transport.close()
         assert await loop.sock_recv(c, 10) == b""   # closed: the client sees EOF
         await helpers.async_wait_until(transport.is_closing)
@@ -299,6 +303,7 @@ def test_accepted_transport_answers_after_close_as_before(loop, ask_first):
         assert transport.get_extra_info("peername") == c.getsockname()
         sock = transport.get_extra_info("socket")
         assert sock is transport.get_extra_info("socket")
+        assert before is None or sock is before
         assert sock.fileno() == -1
         assert sock.family == socket.AF_INET and sock.type == socket.SOCK_STREAM
         assert "closed" in repr(transport)
