@@ -1036,8 +1036,8 @@ cdef class Loop:
                 raise
             except BaseException:
                 _report_logger().error("Exception in default exception handler while "
-                             "handling an unexpected error in custom exception "
-                             "handler", exc_info=True)
+                                       "handling an unexpected error in custom exception "
+                                       "handler", exc_info=True)
 
     # ------------------------------------------------------------------
     # Async generators

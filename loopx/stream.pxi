@@ -927,9 +927,9 @@ cdef _close_accepted(conn, int fd, SocketTransport transport):
     """Close a connection whose setup failed."""
     if conn is not None:
         conn.close()
-    elif transport is not None and transport._owns_fd:
-        transport._close_socket()
-    elif transport is None:
+    elif transport is not None:
+        transport._close_socket()   # it took the fd (a no-op if it closed it)
+    else:
         close(fd)
 
 
