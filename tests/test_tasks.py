@@ -19,6 +19,34 @@ def test_create_future_belongs_to_the_loop(loop):
     assert loop.run_until_complete(fut) == 3
 
 
+def test_create_future_belongs_to_its_loop_while_another_runs(new_loop):
+    # loopx makes a future without loop= when its loop is the running one;
+    # a future of a loop that is not running must still be that loop's.
+    running, other = new_loop(), new_loop()
+
+    async def main():
+        here, there = running.create_future(), other.create_future()
+        return here.get_loop(), there.get_loop()
+
+    assert running.run_until_complete(main()) == (running, other)
+
+
+def test_create_future_with_the_pure_python_running_loop_functions(loop, monkeypatch):
+    # Tests swap asyncio.events' C functions for the pure-Python ones, which
+    # keep the running loop where the C Future does not look.
+    from asyncio import events
+    for name in ("_get_running_loop", "_set_running_loop", "get_running_loop", "get_event_loop"):
+        monkeypatch.setattr(events, name, getattr(events, "_py_" + name))
+        monkeypatch.setattr(asyncio, name, getattr(events, "_py_" + name), raising=False)
+
+    async def main():
+        fut = loop.create_future()
+        loop.call_soon(fut.set_result, fut.get_loop())
+        return await fut
+
+    assert loop.run_until_complete(main()) is loop
+
+
 def test_create_task_returns_an_asyncio_task(loop):
     async def main():
         return asyncio.current_task()
