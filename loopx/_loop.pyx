@@ -89,13 +89,13 @@ cdef int64_t _BUSY_POLL_INTERVAL_NS = 50000
 cdef object _Future = futures.Future
 # The C Future takes the running loop from the C-level holder that
 # _asyncio._get_running_loop reads (not from asyncio.events, whose functions
-# tests may swap for the pure-Python ones): see create_future.
+# tests may swap for the pure-Python ones): see create_future.  None when
+# futures are not the C ones.
 cdef object _c_running_loop = None
-cdef bint _FUTURE_TAKES_C_RUNNING_LOOP = False
 try:
     import _asyncio
-    _c_running_loop = _asyncio._get_running_loop
-    _FUTURE_TAKES_C_RUNNING_LOOP = _Future is _asyncio.Future
+    if _Future is _asyncio.Future:
+        _c_running_loop = _asyncio._get_running_loop
 except (ImportError, AttributeError):
     pass
 cdef object _Task = tasks.Task
@@ -971,7 +971,7 @@ cdef class Loop:
         # the thread state in C.  Passing loop= costs more: the Future type
         # has no vectorcall, so the keyword becomes a dict, which __init__
         # then parses (about 600 instructions of a ~1,400 creation).
-        if _FUTURE_TAKES_C_RUNNING_LOOP and _c_running_loop() is self:
+        if _c_running_loop is not None and _c_running_loop() is self:
             return _Future()
         return _Future(loop=self)
 

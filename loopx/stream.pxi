@@ -112,6 +112,15 @@ cdef _set_nodelay_fd(int fd, int family, int kind, int proto):
             raise _os_error(errno)
 
 
+cdef object _accepted_socket(int family, int kind, int proto, fileno):
+    """The socket.socket over an fd lx_accept_nonblock() gave (None: a new
+    socket of that kind), non-blocking as sock.accept() would make it."""
+    sock = _socket_type(family, kind | LX_SOCK_NONBLOCK, proto, fileno)
+    if not LX_SOCK_NONBLOCK:
+        sock.setblocking(False)   # its timeout (an accepted fd already is)
+    return sock
+
+
 @cython.no_gc_clear
 cdef class SocketTransport(_FlowControlTransport):
     """asyncio.Transport over a connected stream socket (TCP or Unix)."""
@@ -173,7 +182,8 @@ cdef class SocketTransport(_FlowControlTransport):
                 peername = sock.getpeername()
             except OSError:
                 peername = None
-        self._start(loop, sock.fileno(), protocol, extra, peername, server)
+        self._sock_fd = sock.fileno()
+        self._start(loop, protocol, extra, peername, server)
         _set_nodelay(sock, self._sock_fd)
         self._schedule_connection_made(waiter)
 
@@ -186,18 +196,19 @@ cdef class SocketTransport(_FlowControlTransport):
         self._family = family
         self._type = kind
         self._proto = proto
-        self._start(loop, fd, protocol, None, peername, server)
+        self._start(loop, protocol, None, peername, server)
         _set_nodelay_fd(fd, family, kind, proto)
         self._schedule_connection_made(None)
 
-    cdef _start(self, Loop loop, int fd, protocol, extra, peername, server):
+    cdef _start(self, Loop loop, protocol, extra, peername, server):
+        """What both setups share, _sock_fd set already."""
+        cdef int fd = self._sock_fd
         # The extra info is kept in fields, and what costs memory but is
         # rarely asked for (sockname, the TransportSocket) is made on first
         # use: an idle connection needs no dict and no address tuples.
         self._loop = loop
         self._extra = extra
         self._set_write_buffer_limits(None, None)
-        self._sock_fd = fd
         self._sockname = _UNSET
         self._peername = peername
         self.set_protocol(protocol)
@@ -226,11 +237,8 @@ cdef class SocketTransport(_FlowControlTransport):
         """The socket.socket of this connection (None once closed), made now
         if the transport has served its fd alone so far."""
         if self._owns_fd:
-            self._sock = _socket_type(self._family, self._type | LX_SOCK_NONBLOCK,
-                                      self._proto, self._sock_fd)
+            self._sock = _accepted_socket(self._family, self._type, self._proto, self._sock_fd)
             self._owns_fd = False   # the socket object owns the fd now
-            if not LX_SOCK_NONBLOCK:
-                self._sock.setblocking(False)   # its timeout (the fd already is)
         return self._sock
 
     cdef _close_socket(self):
@@ -300,7 +308,7 @@ cdef class SocketTransport(_FlowControlTransport):
         socket object, for a connection whose socket object was never made
         (rare: a new socket of the same kind, closed at once)."""
         try:
-            sock = _socket_type(self._family, self._type | LX_SOCK_NONBLOCK, self._proto)
+            sock = _accepted_socket(self._family, self._type, self._proto, None)
         except OSError:
             return None
         sock.close()
@@ -862,10 +870,7 @@ cdef class _StreamServing:
                 # SocketTransport._owns_fd); TLS and debug mode's log want
                 # the socket object.
                 if self.sslcontext is not None or self.loop._debug:
-                    conn = _socket_type(self._family, self._type | LX_SOCK_NONBLOCK,
-                                        self._proto, conn_fd)
-                    if not LX_SOCK_NONBLOCK:
-                        conn.setblocking(False)   # its timeout (the fd already is)
+                    conn = _accepted_socket(self._family, self._type, self._proto, conn_fd)
             except BaseException:
                 if conn is None:
                     close(conn_fd)
