@@ -87,20 +87,22 @@ cdef enum:
 cdef int64_t _BUSY_POLL_INTERVAL_NS = 50000
 
 cdef object _Future = futures.Future
-# The C Future takes the running loop from the C-level holder that
-# _asyncio._get_running_loop reads (not from asyncio.events, whose functions
-# tests may swap for the pure-Python ones): see create_future.  None when
-# futures are not the C ones.
-cdef object _c_running_loop = None
-try:
-    import _asyncio
-    if _Future is _asyncio.Future:
-        _c_running_loop = _asyncio._get_running_loop
-except (ImportError, AttributeError):
-    pass
 cdef object _Task = tasks.Task
 cdef bint _PY312 = sys.version_info >= (3, 12)
 cdef bint _PY313 = sys.version_info >= (3, 13)
+# The C Future takes the running loop from the C-level holder that
+# _asyncio._get_running_loop reads (not from asyncio.events, whose functions
+# tests may swap for the pure-Python ones): see create_future.  None when
+# futures are not the C ones, and on 3.11, where every read of that holder
+# calls getpid(), a syscall (~300 ns here, against ~150 for the keyword).
+cdef object _c_running_loop = None
+if _PY312:
+    try:
+        import _asyncio
+        if _Future is _asyncio.Future:
+            _c_running_loop = _asyncio._get_running_loop
+    except (ImportError, AttributeError):
+        pass
 
 
 include "handles.pxi"

@@ -51,7 +51,8 @@ cdef char _read_scratch[_READ_SCRATCH_SIZE]
 #    pages in costs far more than the copy.)
 #  - straight into a bytes object of the size asked for, shrunk to what came
 #    (socket.recv's way): sock_recv(n) with a large n of at most
-#    _READ_ALLOC_MAX.
+#    _READ_ALLOC_MAX, and pipes, after a read of _DIRECT_READ_THRESHOLD or
+#    more.
 # _READ_ALLOC_MAX keeps these blocks below glibc's mmap threshold (128 KiB by
 # default), so they come from the heap.
 cdef enum:

@@ -69,6 +69,35 @@ def test_large_transfer_with_sha256(loop, transport):
     assert digest == hashlib.sha256(payload).hexdigest()
 
 
+@pytest.mark.parametrize("waiting", [False, True], ids=["ready", "waiting"])
+def test_sock_recv_of_a_large_n_gets_messages_of_changing_sizes_exactly(loop, waiting):
+    # loopx reads a large n through its scratch buffer or straight into a
+    # bytes object of n bytes, by the size of the reads before: each switch
+    # between the two must give the bytes sent, no more, no fewer.
+    sizes = [1, 1024, 60000, 65536, 5, 40000, 100, 65536, 65536, 3]
+
+    async def main():
+        a, b = await helpers.tcp_pair(loop)
+        with a, b:
+            got = []
+            for i, size in enumerate(sizes):
+                message = helpers.pattern_bytes(size, seed=i)
+                if waiting:
+                    loop.call_later(0.01, a.sendall, message)
+                else:
+                    a.sendall(message)
+                    await asyncio.sleep(0.01)  # all of it there before the recv
+                data = b""
+                while len(data) < size:
+                    chunk = await loop.sock_recv(b, 65536)
+                    assert chunk
+                    data += chunk
+                got.append(data == message)
+            return got
+
+    assert helpers.run(loop, main()) == [True] * len(sizes)
+
+
 def test_large_transfer_with_sock_recv_into(loop):
     payload = helpers.pattern_bytes(BIG, seed=1)
 
