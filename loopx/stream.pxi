@@ -322,7 +322,9 @@ cdef class SocketTransport(_FlowControlTransport):
             info.append("closing")
         info.append(f"fd={self._sock_fd}")
         if self._loop is not None and not self._closing:
-            info.append("read=" + ("polling" if self.is_reading() else "idle"))
+            # What the loop watches, as asyncio asks its selector: not the
+            # reads after an EOF the protocol kept the connection open for.
+            info.append("read=" + ("polling" if self._watching(self._sock_fd, False) else "idle"))
             info.append("write=" + ("polling" if self._buffer_size else "idle")
                         + f" bufsize={self._buffer_size}")
         return "<" + " ".join(info) + ">"

@@ -135,6 +135,50 @@ def test_transport_extra_info_and_nodelay(loop):
     helpers.run(loop, main())
 
 
+def test_repr_says_whether_the_loop_reads_the_socket(loop):
+    # asyncio's repr asks its selector: "read=polling" while the fd is
+    # watched; "read=idle" when paused, and after an EOF the protocol kept
+    # the connection open for (nothing more to read, though is_reading()
+    # still says True and writes still go out).
+    class HalfClosing(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+            transport.write_eof()
+
+        def data_received(self, data):
+            self.transport.write(data.upper())
+
+    class KeepOpen(Recorder):
+        def eof_received(self):
+            super().eof_received()
+            self.eof.set_result(None)
+            return True
+
+    async def main():
+        server = await loop.create_server(HalfClosing, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = KeepOpen(loop)
+        client.eof = loop.create_future()
+        reprs = []
+        transport, _ = await loop.create_connection(lambda: client, "127.0.0.1", port)
+        reprs.append(repr(transport))
+        transport.pause_reading()
+        reprs.append(repr(transport))
+        transport.resume_reading()
+        reprs.append(repr(transport))
+        await asyncio.wait_for(client.eof, helpers.SAFETY)
+        reprs.append(repr(transport))
+        assert transport.is_reading() and not transport.is_closing()
+        transport.close()
+        await client.lost
+        server.close()
+        await server.wait_closed()
+        return reprs
+
+    reprs = helpers.run(loop, main())
+    assert [r.split("read=")[1].split()[0] for r in reprs] == ["polling", "idle", "polling", "idle"]
+
+
 def test_close_flushes_queued_data_before_connection_lost(loop):
     async def main():
         received = bytearray()
