@@ -141,8 +141,8 @@ cdef object _recv_now(int fd, Py_ssize_t n):
     is received straight into a bytes object of that size, then shrunk
     (no copy), while the reads that come are large; else through the
     scratch buffer: 1 KiB messages read with sock_recv(65536) cost a copy
-    instead of a 64 KiB block allocated and shrunk (~600 instructions more).
-    See _read_to_bytes."""
+    instead of a 64 KiB block allocated and shrunk (about 250 instructions
+    more).  See _read_to_bytes."""
     global _sock_big_reads
     cdef ssize_t got
     cdef bint large = _DIRECT_READ_THRESHOLD <= n <= _READ_ALLOC_MAX

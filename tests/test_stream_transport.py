@@ -139,29 +139,26 @@ def test_repr_says_whether_the_loop_reads_the_socket(loop):
     # asyncio's repr asks its selector: "read=polling" while the fd is
     # watched; "read=idle" when paused, and after an EOF the protocol kept
     # the connection open for (nothing more to read, though is_reading()
-    # still says True and writes still go out).
-    class HalfClosing(asyncio.Protocol):
+    # still says True).
+    class WriteEof(asyncio.Protocol):
         def connection_made(self, transport):
-            self.transport = transport
             transport.write_eof()
 
-        def data_received(self, data):
-            self.transport.write(data.upper())
-
     class KeepOpen(Recorder):
+        def __init__(self, loop):
+            super().__init__(loop)
+            self.eof = loop.create_future()
+
         def eof_received(self):
             super().eof_received()
             self.eof.set_result(None)
             return True
 
     async def main():
-        server = await loop.create_server(HalfClosing, "127.0.0.1", 0)
+        server = await loop.create_server(WriteEof, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        client = KeepOpen(loop)
-        client.eof = loop.create_future()
-        reprs = []
-        transport, _ = await loop.create_connection(lambda: client, "127.0.0.1", port)
-        reprs.append(repr(transport))
+        transport, client = await loop.create_connection(lambda: KeepOpen(loop), "127.0.0.1", port)
+        reprs = [repr(transport)]
         transport.pause_reading()
         reprs.append(repr(transport))
         transport.resume_reading()
