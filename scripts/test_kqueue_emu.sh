@@ -16,7 +16,7 @@ shift
 bash tests/kqueue_emu/run_tests.sh
 source scripts/build_copy.sh "$py" kqueue
 status=0
-# Built like macOS, without sendmmsg()/recvmmsg(), so that the portable
+# Built like macOS, without recvmmsg(), so that the portable
 # datagram code in csrc/dgram_batch.h runs under the tests too.
 export CFLAGS="${CFLAGS:-} -DLX_NO_MMSG"
 LOOPX_POLLER=kqueue "$py" setup.py -q build_ext --inplace

@@ -1,11 +1,9 @@
 """C tests of loopx's header-only helpers in csrc/ that the extension's own
 tests cannot drive to every branch: csrc/tests/test_dgram_batch.c exercises
-lx_send_datagrams with a socket that fills up (EAGAIN part-way through a
-batch), which UDP over loopback never does, and lx_recv_datagrams with cut
-datagrams and a pending error; csrc/tests/test_compat.c the portable accept
-that macOS takes.  Built with the C compiler the extension is built with,
-once per code path the platform can take (sendmmsg()/recvmmsg() or
-accept4(), and the portable code)."""
+lx_recv_datagrams with cut datagrams and a pending error;
+csrc/tests/test_compat.c the portable accept that macOS takes.  Built with
+the C compiler the extension is built with, once per code path the platform
+can take (recvmmsg() or accept4(), and the portable code)."""
 import os
 import shutil
 import subprocess
