@@ -54,12 +54,6 @@ cdef extern from "<sys/socket.h>" nogil:
 
 
 cdef extern from "dgram_batch.h" nogil:
-    ctypedef struct lx_dgram:
-        const void *buf
-        size_t len
-        const sockaddr *addr
-        socklen_t addrlen
-    int lx_send_datagrams(int fd, const lx_dgram *d, int n, int *err)
     ctypedef struct lx_rdgram:
         sockaddr_in6 addr
         socklen_t addrlen
