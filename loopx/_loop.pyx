@@ -15,7 +15,7 @@ The run loop, one iteration (_iterate):
      schedule runs in the next iteration, after I/O has been polled again.
 """
 cimport cython
-from cpython.object cimport PyObject, PyTypeObject, inquiry, traverseproc, visitproc, Py_LT, Py_LE, Py_EQ, Py_NE, Py_GT, Py_GE
+from cpython.object cimport PyObject, PyObject_Call, PyTypeObject, inquiry, traverseproc, visitproc, Py_LT, Py_LE, Py_EQ, Py_NE, Py_GT, Py_GE
 from cpython.mem cimport PyMem_Calloc, PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from libc.errno cimport errno, EINTR, EAGAIN, ESRCH, ECONNRESET
 from libc.stdint cimport int64_t, uint32_t, uint64_t
@@ -482,8 +482,13 @@ cdef class Loop:
         sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
                                finalizer=self._asyncgen_finalizer_hook)
         events._set_running_loop(self)
+        if _c_running_loop is None:
+            # For create_future; a cycle through the loop, but only while it
+            # runs (an idle loop is still freed by its last reference).
+            self._future_kwargs = {"loop": self}
 
     def _run_forever_cleanup(self):
+        self._future_kwargs = None
         self._stopping = False
         self._iteration_polled = False
         self._thread_id = None
@@ -975,6 +980,10 @@ cdef class Loop:
         # then parses (about 600 instructions of a ~1,400 creation).
         if _c_running_loop is not None and _c_running_loop() is self:
             return _Future()
+        if self._future_kwargs is not None:
+            # The keyword from the dict made for this run (__init__ only
+            # reads it): no dict built and freed per future.
+            return PyObject_Call(_Future, (), self._future_kwargs)
         return _Future(loop=self)
 
     @cython.wraparound(True)   # [-1] below (the module default is off)

@@ -262,3 +262,26 @@ def test_gather_many_tasks(loop):
         return await asyncio.gather(*(work(i) for i in range(2000)))
 
     assert helpers.run(loop, main()) == [i * i for i in range(2000)]
+
+
+def test_a_loop_that_ran_is_freed_by_its_last_reference(impl):
+    # No reference cycle through the loop outlives a run (loopx keeps one
+    # while running, for create_future), so dropping a closed loop frees it
+    # at once, without the cyclic garbage collector.
+    import weakref
+    loop = helpers.loop_factory(impl)()
+
+    async def main():
+        await asyncio.sleep(0)
+        return loop.create_future().get_loop()
+
+    assert loop.run_until_complete(main()) is loop
+    loop.close()
+    gc.collect()
+    gc.disable()
+    try:
+        ref = weakref.ref(loop)
+        del loop
+        assert ref() is None
+    finally:
+        gc.enable()
