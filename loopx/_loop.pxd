@@ -205,7 +205,7 @@ cdef class Loop:
 
         object _exception_handler
         object _task_factory
-        dict _future_kwargs     # {"loop": self} while running, for create_future (3.11)
+        dict _loop_kwargs       # {"loop": self} while running: create_future, create_task
         readonly object _default_executor
         bint _executor_shutdown_called
         object _asyncgens

@@ -482,13 +482,13 @@ cdef class Loop:
         sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
                                finalizer=self._asyncgen_finalizer_hook)
         events._set_running_loop(self)
-        if _c_running_loop is None:
-            # For create_future; a cycle through the loop, but only while it
-            # runs (an idle loop is still freed by its last reference).
-            self._future_kwargs = {"loop": self}
+        # For create_future and create_task; a cycle through the loop, but
+        # only while it runs (an idle loop is still freed by its last
+        # reference).
+        self._loop_kwargs = {"loop": self}
 
     def _run_forever_cleanup(self):
-        self._future_kwargs = None
+        self._loop_kwargs = None
         self._stopping = False
         self._iteration_polled = False
         self._thread_id = None
@@ -980,10 +980,10 @@ cdef class Loop:
         # then parses (about 600 instructions of a ~1,400 creation).
         if _c_running_loop is not None and _c_running_loop() is self:
             return _Future()
-        if self._future_kwargs is not None:
+        if self._loop_kwargs is not None:
             # The keyword from the dict made for this run (__init__ only
             # reads it): no dict built and freed per future.
-            return PyObject_Call(_Future, (), self._future_kwargs)
+            return PyObject_Call(_Future, (), self._loop_kwargs)
         return _Future(loop=self)
 
     @cython.wraparound(True)   # [-1] below (the module default is off)
@@ -991,7 +991,12 @@ cdef class Loop:
         """Schedule a coroutine as a Task (through the task factory if set)."""
         self._check_closed()
         if self._task_factory is None:
-            task = _Task(coro, loop=self, name=name, context=context)
+            if name is None and context is None and self._loop_kwargs is not None:
+                # The common call, with the dict made for this run (see
+                # create_future).
+                task = PyObject_Call(_Task, (coro,), self._loop_kwargs)
+            else:
+                task = _Task(coro, loop=self, name=name, context=context)
             if task._source_traceback:
                 del task._source_traceback[-1]
         else:

@@ -266,7 +266,7 @@ def test_gather_many_tasks(loop):
 
 def test_a_loop_that_ran_is_freed_by_its_last_reference(impl):
     # No reference cycle through the loop outlives a run (loopx keeps one
-    # while running, for create_future), so dropping a closed loop frees it
+    # while running, for create_future and create_task), so dropping a closed loop frees it
     # at once, without the cyclic garbage collector.
     import weakref
     loop = helpers.loop_factory(impl)()
