@@ -2,6 +2,7 @@
 import asyncio
 import contextvars
 import gc
+import weakref
 
 import pytest
 
@@ -266,9 +267,8 @@ def test_gather_many_tasks(loop):
 
 def test_a_loop_that_ran_is_freed_by_its_last_reference(impl):
     # No reference cycle through the loop outlives a run (loopx keeps one
-    # while running, for create_future and create_task), so dropping a closed loop frees it
-    # at once, without the cyclic garbage collector.
-    import weakref
+    # while running, for create_future and create_task), so dropping a
+    # closed loop frees it at once, without the cyclic garbage collector.
     loop = helpers.loop_factory(impl)()
 
     async def main():
