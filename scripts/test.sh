@@ -8,8 +8,9 @@
 # dependencies from PyPI, the extension is built in place, and pytest runs.
 # Extra arguments go to pytest.
 #
-# On Linux, more runs with the newest Python: the unit tests against a build
-# instrumented with ASan and UBSan (scripts/test_sanitizers.sh); and, to cover
+# On Linux, more runs with the newest Python: the unit tests under
+# `python -X dev` with PYTHONMALLOC=debug; against a build instrumented with
+# ASan and UBSan (scripts/test_sanitizers.sh); and, to cover
 # the other platforms' code as far as this machine can, the test suite again
 # with the kqueue poller over the kqueue emulation in tests/kqueue_emu
 # (scripts/test_kqueue_emu.sh); the Windows proactor (loopx/_proactor.pyx)
@@ -60,6 +61,12 @@ for py in $pythons; do
 done
 
 if [ "$(uname -s)" = Linux ]; then
+    # Python's debug allocator catches what ASan cannot see through pymalloc
+    # (over- and underruns of PyMem/PyObject blocks, frees with the wrong
+    # allocator, allocation without the GIL); dev mode turns asyncio's debug
+    # checks and every warning on.  On the in-place build just made.
+    echo "=== loopx unit tests under python -X dev, PYTHONMALLOC=debug ($venv)"
+    PYTHONMALLOC=debug "$vpy" -X dev -m pytest -p no:cacheprovider --ignore=tests/conformance "$@" || status=1
     echo "=== loopx unit tests under ASan and UBSan ($venv)"
     bash scripts/test_sanitizers.sh "$vpy" -q "$@" || status=1
     echo "=== loopx tests with the kqueue poller over tests/kqueue_emu ($venv)"
