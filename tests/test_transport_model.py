@@ -488,6 +488,11 @@ def _write_buffer_size(transport):
     return size()
 
 
+def _eof_seen(run):
+    """Whether the transport has acted on the peer's EOF (or ended)."""
+    return run.proto.eof or run.transport.is_closing() or run.proto.lost.done()
+
+
 async def _step(run, op):
     """Apply one op; what it raised (compared between the loops)."""
     t = run.transport
@@ -518,8 +523,7 @@ async def _step(run, op):
                 # Seen by the next poll, normally; under load a spin may not
                 # be enough, and whether the transport is closing by the
                 # end of the program decides what is compared.
-                await helpers.async_wait_until(
-                    lambda: run.proto.eof or t.is_closing() or run.proto.lost.done())
+                await helpers.async_wait_until(lambda: _eof_seen(run))
     await _spin()
     return result
 
@@ -543,8 +547,7 @@ async def _settle(run):
         # with the data, may be seen a poll after them (a TLS close_notify
         # is one record more), and whether it closed the transport decides
         # what is compared.  Wait for it, as the peer_shutdown step does.
-        await helpers.async_wait_until(
-            lambda: run.proto.eof or t.is_closing() or run.proto.lost.done())
+        await helpers.async_wait_until(lambda: _eof_seen(run))
     await run.peer_read_until(lambda: len(run.peer_got) >= run.written)
     if run.proto.lost.done() or run.peer_reset or t.is_closing():
         # (Closing, say after that EOF: connection_lost comes when the
