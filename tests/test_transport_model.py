@@ -543,10 +543,10 @@ async def _settle(run):
 
     await helpers.async_wait_until(peer_data_arrived)
     if run.peer_shut and _call_method(t, "is_reading") is None:
-        # The peer shut down while reading was paused: its EOF, resumed
-        # with the data, may be seen a poll after them (a TLS close_notify
-        # is one record more), and whether it closed the transport decides
-        # what is compared.  Wait for it, as the peer_shutdown step does.
+        # The peer shut down while reading was paused: the data having
+        # arrived says nothing of its EOF, and whether that closed the
+        # transport decides what is compared.  Wait for it, as the
+        # peer_shutdown step does.
         await helpers.async_wait_until(lambda: _eof_seen(run))
     await run.peer_read_until(lambda: len(run.peer_got) >= run.written)
     if run.proto.lost.done() or run.peer_reset or t.is_closing():
