@@ -147,6 +147,10 @@ cdef struct FdWatch:
     # closes or dies), for _ensure_fd_no_transport.
     PyObject *transport
     uint32_t events
+    # The last sock_recv of this fd read less than it asked for: the socket
+    # was drained then, and the next sock_recv waits without trying a recv
+    # first (sockets.pxi).  A hint: where wrong, it costs one loop iteration.
+    bint recv_drained
 
 
 cdef class Loop:

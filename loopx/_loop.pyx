@@ -801,6 +801,7 @@ cdef class Loop:
             fds[i].writer = NULL
             fds[i].transport = NULL
             fds[i].events = 0
+            fds[i].recv_drained = False
         self._fds = fds
         self._fds_cap = newcap
         return 0

@@ -196,6 +196,7 @@ cdef class _RecvWaiter(NativeReader):
     cdef Py_ssize_t n     # sock_recv: at most this many bytes
     cdef object buf       # sock_recv_into: into this (None for sock_recv)
     cdef int fd
+    cdef bint notes_drained   # sets FdWatch.recv_drained (see _sock_recv)
 
     cdef int _read_event(self) except -1:
         if self.fut is None or self.fut.done():
@@ -219,13 +220,38 @@ cdef class _RecvWaiter(NativeReader):
             if _still_reads(self.loop, self.fd, self):
                 self.loop._fd_rearm(self.fd)
         else:
+            if self.notes_drained:
+                _note_recv(self.loop, self.fd, data, self.n)
             self.fut.set_result(data)
         return 0
+
+
+cdef inline void _note_recv(Loop loop, int fd, bytes data, Py_ssize_t n) noexcept:
+    """Remember whether a sock_recv of fd got less than the n it asked
+    for (FdWatch.recv_drained)."""
+    if fd < loop._fds_cap:
+        loop._fds[fd].recv_drained = 0 < len(data) < n
+
+
+cdef inline bint _take_recv_drained(Loop loop, int fd) noexcept:
+    """Whether the last sock_recv of fd drained it; forgets it.  Then the
+    next one waits at once: in a request-response exchange the peer has not
+    answered yet, and a recv would only fail with EAGAIN: a syscall for
+    nothing, one of the four a sock_* echo server made per message.  If
+    data did come meanwhile, arming the wait reports it at the next poll
+    (the one-shot re-arm is an epoll_ctl, which checks readiness)."""
+    cdef bint drained
+    if fd < 0 or fd >= loop._fds_cap:
+        return False
+    drained = loop._fds[fd].recv_drained
+    loop._fds[fd].recv_drained = False
+    return drained
 
 
 async def _sock_recv(Loop loop, sock, n):
     cdef _RecvWaiter waiter
     cdef int fd
+    cdef bint stream
     if _check_socket(loop, sock) or not 0 <= n <= _READ_SCRATCH_SIZE:
         # Negative sizes get socket's own error; huge reads, and blocking
         # sockets, its own method.
@@ -235,10 +261,18 @@ async def _sock_recv(Loop loop, sock, n):
             pass
         return await _sock_wait(loop, sock, False, _call_socket_method, (sock, "recv", (n,)))
     fd = _socket_fd(sock)
-    data = _recv_now(fd, n)
-    if data is not _PENDING:
-        return data
+    # Only a byte stream's short read says its socket was drained (a
+    # datagram's says nothing of the next one); only a plain socket's type
+    # is read without a call.
+    stream = _is_mirrored(sock) and lx_pysocket_type(sock) == SOCK_STREAM
+    if not (stream and _take_recv_drained(loop, fd)):
+        data = _recv_now(fd, n)
+        if data is not _PENDING:
+            if stream:
+                _note_recv(loop, fd, data, n)
+            return data
     waiter = _recv_waiter(loop, sock, fd, n, None)
+    waiter.notes_drained = stream
     try:
         return await waiter.fut
     finally:

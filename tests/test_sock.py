@@ -2,6 +2,7 @@
 import asyncio
 import hashlib
 import io
+import os
 import select
 import socket
 import tempfile
@@ -661,6 +662,85 @@ def test_receive_keeps_one_inert_epoll_entry_between_calls(loop, method):
             assert entries(b.fileno()) == []
 
         helpers.run(loop, main())
+
+
+@pytest.mark.parametrize("kind", ["unix", "tcp"])
+def test_sock_recv_after_a_short_read_gets_what_came_meanwhile(loop, kind):
+    """Data that arrives between a short read and the next sock_recv is
+    that call's, in order (loopx's next call then waits for the poller
+    instead of trying a recv first)."""
+    async def main():
+        a, b = helpers.socketpair() if kind == "unix" else await helpers.tcp_pair(loop)
+        with a, b:
+            sent = got = b""
+            for size in (5, 1, 700, 3, 60000, 2):
+                for message in (helpers.pattern_bytes(size), b"next"):
+                    a.sendall(message)   # "next" is there before the call
+                    sent += message
+                    while len(got) < len(sent):
+                        got += await asyncio.wait_for(loop.sock_recv(b, 100000), helpers.PROMPT)
+            return sent, got
+
+    sent, got = helpers.run(loop, main())
+    assert got == sent
+
+
+def test_sock_recv_on_a_reused_fd_number_gets_what_is_queued(loop):
+    """A socket whose last read was short is closed and its fd number taken
+    by another socket, with data already queued: the next sock_recv of the
+    new socket gets it."""
+    a, b = helpers.socketpair()
+    with a:
+
+        async def first():
+            pending = asyncio.ensure_future(loop.sock_recv(b, 100))
+            await asyncio.sleep(0.01)
+            a.send(b"x")
+            return await asyncio.wait_for(pending, helpers.PROMPT)
+
+        assert helpers.run(loop, first()) == b"x"
+        c, d = helpers.socketpair()   # made first: their numbers are not b's
+        fd = b.fileno()
+        b.close()
+    with c, d:
+        os.dup2(d.fileno(), fd)
+        with socket.socket(fileno=fd) as e:
+            e.setblocking(False)
+            c.send(b"queued")
+            assert helpers.run(loop, asyncio.wait_for(loop.sock_recv(e, 100), helpers.PROMPT)) == b"queued"
+
+
+@helpers.only("loopx")
+@pytest.mark.parametrize("kind, last_read, waits", [
+    (socket.SOCK_STREAM, "short", True),
+    (socket.SOCK_STREAM, "full", False),
+    (socket.SOCK_DGRAM, "short", False),
+], ids=["stream-short", "stream-full", "datagram-short"])
+def test_sock_recv_after_draining_a_stream_waits_for_the_poller(loop, kind, last_read, waits):
+    """After a read that drained a byte stream (less came than was asked
+    for), loopx's next sock_recv waits for readiness instead of trying a
+    recv that would most often fail with EAGAIN: even with data there, it
+    finishes after a poll, not within the call.  A full read may leave more
+    behind, and one datagram says nothing of the next: then the call tries
+    the recv first, as asyncio's does."""
+    a, b = helpers.socketpair(type=kind)
+    with a, b:
+
+        async def main():
+            # The first read waits, so the loop knows the fd (its hint
+            # lives in the fd table).
+            first = asyncio.ensure_future(loop.sock_recv(b, 5 if last_read == "full" else 100))
+            await asyncio.sleep(0.01)
+            a.send(b"12345")
+            assert await asyncio.wait_for(first, helpers.PROMPT) == b"12345"
+            a.send(b"more")
+            pending = asyncio.ensure_future(loop.sock_recv(b, 100))
+            await asyncio.sleep(0)   # pending's first step runs before this returns
+            finished_within_the_call = pending.done()
+            assert await asyncio.wait_for(pending, helpers.PROMPT) == b"more"
+            return finished_within_the_call
+
+        assert helpers.run(loop, main()) is not waits
 
 
 def test_cancelled_sock_accept_removes_its_reader(loop):
