@@ -196,7 +196,6 @@ cdef class _RecvWaiter(NativeReader):
     cdef Py_ssize_t n     # sock_recv: at most this many bytes
     cdef object buf       # sock_recv_into: into this (None for sock_recv)
     cdef int fd
-    cdef bint notes_drained   # sets FdWatch.recv_drained (see _sock_recv)
 
     cdef int _read_event(self) except -1:
         if self.fut is None or self.fut.done():
@@ -220,8 +219,6 @@ cdef class _RecvWaiter(NativeReader):
             if _still_reads(self.loop, self.fd, self):
                 self.loop._fd_rearm(self.fd)
         else:
-            if self.notes_drained:
-                _note_recv(self.loop, self.fd, data, self.n)
             self.fut.set_result(data)
         return 0
 
@@ -229,7 +226,7 @@ cdef class _RecvWaiter(NativeReader):
 cdef inline void _note_recv(Loop loop, int fd, bytes data, Py_ssize_t n) noexcept:
     """Remember whether a sock_recv of fd got less than the n it asked
     for (FdWatch.recv_drained)."""
-    if fd < loop._fds_cap:
+    if 0 <= fd < loop._fds_cap:
         loop._fds[fd].recv_drained = 0 < len(data) < n
 
 
@@ -265,18 +262,16 @@ async def _sock_recv(Loop loop, sock, n):
     # datagram's says nothing of the next one); only a plain socket's type
     # is read without a call.
     stream = _is_mirrored(sock) and lx_pysocket_type(sock) == SOCK_STREAM
-    if not (stream and _take_recv_drained(loop, fd)):
-        data = _recv_now(fd, n)
-        if data is not _PENDING:
-            if stream:
-                _note_recv(loop, fd, data, n)
-            return data
-    waiter = _recv_waiter(loop, sock, fd, n, None)
-    waiter.notes_drained = stream
-    try:
-        return await waiter.fut
-    finally:
-        _recv_unwatch(loop, waiter)
+    data = _PENDING if stream and _take_recv_drained(loop, fd) else _recv_now(fd, n)
+    if data is _PENDING:
+        waiter = _recv_waiter(loop, sock, fd, n, None)
+        try:
+            data = await waiter.fut
+        finally:
+            _recv_unwatch(loop, waiter)
+    if stream:
+        _note_recv(loop, fd, data, n)
+    return data
 
 
 async def _sock_recv_into(Loop loop, sock, buf):
